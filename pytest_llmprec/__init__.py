@@ -1,0 +1,67 @@
+"""pytest-llmprec: LLM inference precision debugging as a pytest suite.
+
+The public names below are imported on first use, so that ``import
+pytest_llmprec`` (and pytest loading the plugin) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "CompareResult": "metrics",
+    "compare_tensors": "metrics",
+    "row_kl_divergence": "metrics",
+    "Standard": "standards",
+    "Threshold": "standards",
+    "Verdict": "standards",
+    "judge": "standards",
+    "get_standard": "standards",
+    "PrecisionError": "assertions",
+    "assert_close_cos": "assertions",
+    "assert_max_abs_error": "assertions",
+    "assert_max_rel_error": "assertions",
+    "assert_mean_rel_error": "assertions",
+    "assert_red": "assertions",
+    "assert_kl_div": "assertions",
+    "assert_sqnr": "assertions",
+    "assert_ulp": "assertions",
+    "assert_precision": "assertions",
+    "DumpFormatError": "errors",
+    "LlmprecError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .assertions import (
+        PrecisionError,
+        assert_close_cos,
+        assert_kl_div,
+        assert_max_abs_error,
+        assert_max_rel_error,
+        assert_mean_rel_error,
+        assert_precision,
+        assert_red,
+        assert_sqnr,
+        assert_ulp,
+    )
+    from .errors import DumpFormatError, LlmprecError
+    from .metrics import CompareResult, compare_tensors, row_kl_divergence
+    from .standards import Standard, Threshold, Verdict, get_standard, judge
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_llmprec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

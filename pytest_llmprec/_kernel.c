@@ -1,0 +1,375 @@
+/*
+ * One-pass accumulation of the comparison statistics of two equally long
+ * flat tensors on the CPU: the fast path behind pytest_llmprec.kernel.
+ *
+ *   accumulate(golden, g_kind, g_lut, my, m_kind, m_lut, ulp_bits, ulp_emin,
+ *              offset) -> tuple of floats named by FIELDS
+ *
+ * golden and my are read-only contiguous buffers of the element kinds below
+ * (any one-byte dtype goes through a 256-entry float64 look-up table). Each
+ * block of BLOCK elements is widened to float64 on the stack and reduced by
+ * branch-free loops that the compiler vectorises; nothing is allocated. The
+ * GIL is released while the data are read, so a caller may split a tensor
+ * into ranges, reduce them on several threads and merge the tuples.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BLOCK 2048
+
+enum kind { K_F64, K_F32, K_F16, K_BF16, K_LUT8, K_I16, K_U16, K_I32, K_U32, K_I64, K_U64, K_COUNT };
+static const Py_ssize_t kind_size[K_COUNT] = {8, 4, 2, 2, 1, 2, 2, 4, 4, 8, 8};
+
+/* One accumulator per field, in the order of field_names. */
+typedef struct {
+    double count, both_finite, g_nan, g_inf, m_nan, m_inf, nonfinite_mismatch;
+    double g_finite, g_sum, g_max, g_min, m_finite, m_sum, m_max, m_min;
+    double sum_gg, sum_mm, sum_gm, sum_dd, sum_ad, max_ad, worst_index, worst_golden, worst_my;
+    double sum_rel, max_rel, within_0_001, within_0_005, max_ulp;
+    double kl_g_max, kl_g_sum, kl_g_dot, kl_m_max, kl_m_sum;
+} acc_t;
+
+static const char *field_names[] = {
+    "count", "both_finite", "g_nan", "g_inf", "m_nan", "m_inf", "nonfinite_mismatch",
+    "g_finite", "g_sum", "g_max", "g_min", "m_finite", "m_sum", "m_max", "m_min",
+    "sum_gg", "sum_mm", "sum_gm", "sum_dd", "sum_ad", "max_ad", "worst_index", "worst_golden", "worst_my",
+    "sum_rel", "max_rel", "within_0_001", "within_0_005", "max_ulp",
+    "kl_g_max", "kl_g_sum", "kl_g_dot", "kl_m_max", "kl_m_sum",
+};
+#define NFIELDS ((Py_ssize_t)(sizeof(acc_t) / sizeof(double)))
+_Static_assert(sizeof(field_names) / sizeof(field_names[0]) == sizeof(acc_t) / sizeof(double),
+               "every accumulator needs a name");
+
+/* Golden magnitudes at or below this are left out of the relative errors of
+ * the standard report (float32 machine epsilon, as msit does). */
+#define REL_EPS 1.1920928955078125e-07
+
+static inline double bits_to_double(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
+static inline uint64_t double_to_bits(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
+static inline float bits_to_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* IEEE half -> float, branch-free (normal, subnormal, inf and NaN). */
+static inline float half_to_float(uint16_t h)
+{
+    uint32_t body = (uint32_t)(h & 0x7fffu) << 13;
+    uint32_t expo = body & 0x0f800000u;
+    uint32_t normal = body + (112u << 23);
+    float special = bits_to_float(normal + (128u << 23));
+    float sub = bits_to_float(body + (113u << 23)) - bits_to_float(113u << 23);
+    float mag = expo == 0x0f800000u ? special : (expo == 0 ? sub : bits_to_float(normal));
+    return (h & 0x8000u) ? -mag : mag;
+}
+
+static inline __attribute__((always_inline)) void widen(const char *src, int kind, const double *lut, int n, double *dst)
+{
+    int i;
+    switch (kind) {
+    case K_F64: memcpy(dst, src, (size_t)n * 8); break;
+    case K_F32: { const float *s = (const float *)src; for (i = 0; i < n; i++) dst[i] = s[i]; } break;
+    case K_F16: { const uint16_t *s = (const uint16_t *)src; for (i = 0; i < n; i++) dst[i] = half_to_float(s[i]); } break;
+    case K_BF16: {
+        const uint16_t *s = (const uint16_t *)src;
+        for (i = 0; i < n; i++) dst[i] = bits_to_float((uint32_t)s[i] << 16);
+    } break;
+    case K_LUT8: { const uint8_t *s = (const uint8_t *)src; for (i = 0; i < n; i++) dst[i] = lut[s[i]]; } break;
+    case K_I16: { const int16_t *s = (const int16_t *)src; for (i = 0; i < n; i++) dst[i] = s[i]; } break;
+    case K_U16: { const uint16_t *s = (const uint16_t *)src; for (i = 0; i < n; i++) dst[i] = s[i]; } break;
+    case K_I32: { const int32_t *s = (const int32_t *)src; for (i = 0; i < n; i++) dst[i] = s[i]; } break;
+    case K_U32: { const uint32_t *s = (const uint32_t *)src; for (i = 0; i < n; i++) dst[i] = s[i]; } break;
+    case K_I64: { const int64_t *s = (const int64_t *)src; for (i = 0; i < n; i++) dst[i] = (double)s[i]; } break;
+    case K_U64: { const uint64_t *s = (const uint64_t *)src; for (i = 0; i < n; i++) dst[i] = (double)s[i]; } break;
+    }
+}
+
+/* exp(x) for x <= 0 to about 2e-16 relative (Estrin-evaluated Taylor
+ * polynomial after reduction by ln 2); arguments below -708 give exp(-708),
+ * about 3e-308, which is negligible against the largest term 1. */
+static inline double exp_nonpositive(double x)
+{
+    x = x < -708.0 ? -708.0 : x;
+    const double shifted = x * 1.4426950408889634 + 0x1.8p52;
+    const uint64_t n_bits = double_to_bits(shifted);
+    const double n = shifted - 0x1.8p52;
+    const double r = x - n * 0x1.62e42fefa39efp-1 - n * 0x1.abc9e3b39803fp-56;
+    const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    const double p01 = 1.0 + r, p23 = 0.5 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120);
+    const double p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880);
+    const double p1011 = 1.0 / 3628800 + r * (1.0 / 39916800), p12 = 1.0 / 479001600;
+    const double low = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
+    const double high = (p89 + r2 * p1011) + r4 * p12;
+    const int64_t exponent = (int64_t)(n_bits & 0xfffffffffffffULL) - (1LL << 51);
+    return (low + r8 * high) * bits_to_double((uint64_t)(exponent + 1023) << 52);
+}
+
+/* Error of `ad` in units of last place of a float with `bits` explicit
+ * mantissa bits and minimum normal exponent `emin`, at the golden value g. */
+static inline double ulps(double ad, double g, int bits, int emin)
+{
+    int e = (int)((double_to_bits(g) >> 52) & 0x7ff) - 1023;
+    e = e < emin ? emin : (e > 1022 ? 1022 : e);
+    return ad * bits_to_double((uint64_t)(1023 - e) << 52) * bits_to_double((uint64_t)(1023 + bits) << 52);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+/* Reduce one block into `a`. With checked == 0 the caller has made sure
+ * every value is finite, and the compiler drops the masks (always_inline
+ * with a constant argument). */
+static inline __attribute__((always_inline)) void reduce_block_as(const double *g, const double *m, int n,
+                                                                  double base, int ulp_bits, int ulp_emin,
+                                                                  const int checked, acc_t *a)
+{
+    double both = 0, g_nan = 0, g_inf = 0, m_nan = 0, m_inf = 0, mismatch = 0;
+    double g_fin = 0, g_sum = 0, g_max = -INFINITY, g_min = INFINITY;
+    double m_fin = 0, m_sum = 0, m_max = -INFINITY, m_min = INFINITY;
+    double sgg = 0, smm = 0, sgm = 0, sdd = 0, sad = 0, max_ad = -1.0;
+    double srel = 0, max_rel = 0, w1 = 0, w5 = 0, max_ulp = 0;
+    double kg_max = -INFINITY, km_max = -INFINITY;
+    const int integer_ulp = ulp_bits < 0;
+    int i;
+
+#pragma omp simd reduction(+ : both, g_nan, g_inf, m_nan, m_inf, mismatch, g_fin, g_sum, m_fin, m_sum, \
+                               sgg, smm, sgm, sdd, sad, srel, w1, w5)                                \
+    reduction(max : g_max, m_max, max_ad, max_rel, max_ulp, kg_max, km_max) reduction(min : g_min, m_min)
+    for (i = 0; i < n; i++) {
+        const double gv = g[i], mv = m[i];
+        const int gf = checked ? (gv - gv) == 0.0 : 1, mf = checked ? (mv - mv) == 0.0 : 1;
+        const int ok = gf & mf;
+        if (checked) {
+            const int gn = gv != gv, mn = mv != mv;
+            g_nan += gn;
+            m_nan += mn;
+            g_inf += !gf & !gn;
+            m_inf += !mf & !mn;
+            mismatch += (gf != mf) | (!gf & !mf & !((gn & mn) | (gv == mv)));
+            g_fin += gf;
+            m_fin += mf;
+            both += ok;
+            kg_max = ok & (gv > kg_max) ? gv : kg_max;
+            km_max = ok & (mv > km_max) ? mv : km_max;
+        }
+        g_sum += gf ? gv : 0.0;
+        m_sum += mf ? mv : 0.0;
+        g_max = gf & (gv > g_max) ? gv : g_max;
+        g_min = gf & (gv < g_min) ? gv : g_min;
+        m_max = mf & (mv > m_max) ? mv : m_max;
+        m_min = mf & (mv < m_min) ? mv : m_min;
+
+        const double gz = ok ? gv : 0.0, mz = ok ? mv : 0.0;
+        const double d = mz - gz, ad = fabs(d), ag = fabs(gz);
+        sgg += gz * gz;
+        smm += mz * mz;
+        sgm += gz * mz;
+        sdd += d * d;
+        sad += ad;
+        max_ad = ok & (ad > max_ad) ? ad : max_ad;
+        const int counted = ag > REL_EPS;
+        const double rel = counted ? ad / (counted ? ag : 1.0) : 0.0;
+        srel += rel;
+        max_rel = rel > max_rel ? rel : max_rel;
+        w1 += ok & ((ad < 1e-3 * ag) | (ad == 0.0));
+        w5 += ok & ((ad < 5e-3 * ag) | (ad == 0.0));
+        const double u = integer_ulp ? ad : ulps(ad, gz, ulp_bits, ulp_emin);
+        max_ulp = u > max_ulp ? u : max_ulp;
+    }
+    if (!checked) {
+        both = g_fin = m_fin = n;
+        kg_max = g_max;
+        km_max = m_max;
+    }
+
+    a->count += n;
+    a->both_finite += both;
+    a->g_nan += g_nan; a->g_inf += g_inf; a->m_nan += m_nan; a->m_inf += m_inf;
+    a->nonfinite_mismatch += mismatch;
+    a->g_finite += g_fin; a->g_sum += g_sum;
+    a->g_max = g_max > a->g_max ? g_max : a->g_max;
+    a->g_min = g_min < a->g_min ? g_min : a->g_min;
+    a->m_finite += m_fin; a->m_sum += m_sum;
+    a->m_max = m_max > a->m_max ? m_max : a->m_max;
+    a->m_min = m_min < a->m_min ? m_min : a->m_min;
+    a->sum_gg += sgg; a->sum_mm += smm; a->sum_gm += sgm; a->sum_dd += sdd; a->sum_ad += sad;
+    a->sum_rel += srel;
+    a->max_rel = max_rel > a->max_rel ? max_rel : a->max_rel;
+    a->within_0_001 += w1; a->within_0_005 += w5;
+    a->max_ulp = max_ulp > a->max_ulp ? max_ulp : a->max_ulp;
+    if (max_ad < 0)
+        return; /* no position is finite on both sides */
+
+    if (max_ad > a->max_ad) {
+        for (i = 0; i < n; i++) {
+            if ((g[i] - g[i]) == 0.0 && (m[i] - m[i]) == 0.0 && fabs(m[i] - g[i]) == max_ad) {
+                a->max_ad = max_ad;
+                a->worst_index = base + i;
+                a->worst_golden = g[i];
+                a->worst_my = m[i];
+                break;
+            }
+        }
+    }
+
+    /* Online log-sum-exp of both sides: rescale the running sums to the new
+     * maxima, then add this block's terms. */
+    if (kg_max > a->kl_g_max) {
+        const double s = a->kl_g_sum > 0 ? exp(a->kl_g_max - kg_max) : 0.0;
+        a->kl_g_sum *= s;
+        a->kl_g_dot *= s;
+        a->kl_g_max = kg_max;
+    }
+    if (km_max > a->kl_m_max) {
+        a->kl_m_sum *= a->kl_m_sum > 0 ? exp(a->kl_m_max - km_max) : 0.0;
+        a->kl_m_max = km_max;
+    }
+    const double gtop = a->kl_g_max, mtop = a->kl_m_max;
+    double sg = 0, sdot = 0, sm = 0;
+#pragma omp simd reduction(+ : sg, sdot, sm)
+    for (i = 0; i < n; i++) {
+        const double gv = g[i], mv = m[i];
+        const int ok = checked ? ((gv - gv) == 0.0) & ((mv - mv) == 0.0) : 1;
+        const double eg = exp_nonpositive(ok ? gv - gtop : 0.0);
+        const double em = exp_nonpositive(ok ? mv - mtop : 0.0);
+        sg += ok ? eg : 0.0;
+        sdot += ok ? eg * (gv - mv) : 0.0;
+        sm += ok ? em : 0.0;
+    }
+    a->kl_g_sum += sg;
+    a->kl_g_dot += sdot;
+    a->kl_m_sum += sm;
+}
+
+static inline __attribute__((always_inline)) void reduce_block(const double *g, const double *m, int n,
+                                                               double base, int ulp_bits, int ulp_emin, acc_t *a)
+{
+    double probe = 0; /* NaN when any value of the block is not finite */
+    int i;
+#pragma omp simd reduction(+ : probe)
+    for (i = 0; i < n; i++)
+        probe += g[i] * 0.0 + m[i] * 0.0;
+    if (probe == 0.0)
+        reduce_block_as(g, m, n, base, ulp_bits, ulp_emin, 0, a);
+    else
+        reduce_block_as(g, m, n, base, ulp_bits, ulp_emin, 1, a);
+}
+
+MULTIVERSION
+static void reduce_range(const char *g, int g_kind, const double *glut, const char *m, int m_kind,
+                         const double *mlut, Py_ssize_t n, Py_ssize_t offset, int ulp_bits, int ulp_emin,
+                         acc_t *a)
+{
+    double gblock[BLOCK], mblock[BLOCK];
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        const int len = (int)(n - start < BLOCK ? n - start : BLOCK);
+        widen(g + start * kind_size[g_kind], g_kind, glut, len, gblock);
+        widen(m + start * kind_size[m_kind], m_kind, mlut, len, mblock);
+        reduce_block(gblock, mblock, len, (double)(offset + start), ulp_bits, ulp_emin, a);
+    }
+}
+
+static int read_lut(PyObject *obj, int kind, Py_buffer *view, const double **lut)
+{
+    *lut = NULL;
+    view->obj = NULL;
+    if (kind != K_LUT8)
+        return 0;
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (view->len != 256 * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "a one-byte kind needs a table of 256 float64 values");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    *lut = (const double *)view->buf;
+    return 0;
+}
+
+static PyObject *accumulate(PyObject *self, PyObject *args)
+{
+    Py_buffer gbuf, mbuf, glut_view, mlut_view;
+    int g_kind, m_kind, ulp_bits, ulp_emin;
+    PyObject *glut_obj, *mlut_obj, *result = NULL;
+    Py_ssize_t offset;
+    const double *glut, *mlut;
+    acc_t a;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "y*iOy*iOiin", &gbuf, &g_kind, &glut_obj, &mbuf, &m_kind, &mlut_obj,
+                          &ulp_bits, &ulp_emin, &offset))
+        return NULL;
+    glut_view.obj = mlut_view.obj = NULL;
+    if (g_kind < 0 || g_kind >= K_COUNT || m_kind < 0 || m_kind >= K_COUNT) {
+        PyErr_SetString(PyExc_ValueError, "unknown element kind");
+        goto done;
+    }
+    if (read_lut(glut_obj, g_kind, &glut_view, &glut) < 0 || read_lut(mlut_obj, m_kind, &mlut_view, &mlut) < 0)
+        goto done;
+    const Py_ssize_t n = gbuf.len / kind_size[g_kind];
+    if (gbuf.len % kind_size[g_kind] || mbuf.len % kind_size[m_kind] || mbuf.len / kind_size[m_kind] != n) {
+        PyErr_SetString(PyExc_ValueError, "the two buffers hold different element counts");
+        goto done;
+    }
+
+    memset(&a, 0, sizeof(a));
+    a.g_max = a.m_max = a.kl_g_max = a.kl_m_max = -INFINITY;
+    a.g_min = a.m_min = INFINITY;
+    a.max_ad = -1.0;
+    a.worst_index = -1.0;
+    a.worst_golden = a.worst_my = NAN;
+
+    Py_BEGIN_ALLOW_THREADS
+    reduce_range((const char *)gbuf.buf, g_kind, glut, (const char *)mbuf.buf, m_kind, mlut, n, offset,
+                 ulp_bits, ulp_emin, &a);
+    Py_END_ALLOW_THREADS
+
+    result = PyTuple_New(NFIELDS);
+    if (result) {
+        const double *values = (const double *)&a;
+        for (Py_ssize_t k = 0; k < NFIELDS; k++)
+            PyTuple_SET_ITEM(result, k, PyFloat_FromDouble(values[k]));
+    }
+done:
+    if (glut_view.obj) PyBuffer_Release(&glut_view);
+    if (mlut_view.obj) PyBuffer_Release(&mlut_view);
+    PyBuffer_Release(&gbuf);
+    PyBuffer_Release(&mbuf);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"accumulate", accumulate, METH_VARARGS, "Reduce two flat buffers to the comparison accumulators."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernel(void)
+{
+    PyObject *mod = PyModule_Create(&module);
+    if (!mod)
+        return NULL;
+    PyObject *names = PyTuple_New(NFIELDS);
+    if (!names)
+        goto fail;
+    for (Py_ssize_t k = 0; k < NFIELDS; k++)
+        PyTuple_SET_ITEM(names, k, PyUnicode_FromString(field_names[k]));
+    if (PyModule_AddObject(mod, "FIELDS", names) < 0) {
+        Py_DECREF(names);
+        goto fail;
+    }
+    static const char *kinds[K_COUNT] = {"f64", "f32", "f16", "bf16", "lut8", "i16", "u16", "i32", "u32", "i64", "u64"};
+    for (int k = 0; k < K_COUNT; k++)
+        if (PyModule_AddIntConstant(mod, kinds[k], k) < 0)
+            goto fail;
+    if (PyModule_AddIntConstant(mod, "BLOCK", BLOCK) < 0)
+        goto fail;
+    return mod;
+fail:
+    Py_DECREF(mod);
+    return NULL;
+}

@@ -1,0 +1,14 @@
+"""Build script for the optional C kernel; metadata lives in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "pytest_llmprec._kernel",
+            sources=["pytest_llmprec/_kernel.c"],
+            extra_compile_args=["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-std=c11"],
+            optional=True,
+        )
+    ]
+)
