@@ -3,7 +3,7 @@
  * flat tensors on the CPU: the fast path behind pytest_llmprec.kernel.
  *
  *   accumulate(golden, g_kind, g_lut, my, m_kind, m_lut, ulp_bits, ulp_emin,
- *              offset) -> tuple of floats named by FIELDS
+ *              tol_rtol, tol_atol, tol_small, offset) -> tuple of floats named by FIELDS
  *
  * golden and my are read-only contiguous buffers of the element kinds below
  * (any one-byte dtype goes through a 256-entry float64 look-up table). Each
@@ -28,7 +28,7 @@ typedef struct {
     double count, both_finite, g_nan, g_inf, m_nan, m_inf, nonfinite_mismatch;
     double g_finite, g_sum, g_max, g_min, m_finite, m_sum, m_max, m_min;
     double sum_gg, sum_mm, sum_gm, sum_dd, sum_ad, max_ad, worst_index, worst_golden, worst_my;
-    double sum_rel, max_rel, within_0_001, within_0_005, max_ulp;
+    double sum_rel, max_rel, within_0_001, within_0_005, within_tolerance, max_ulp;
     double kl_g_max, kl_g_sum, kl_g_dot, kl_m_max, kl_m_sum;
 } acc_t;
 
@@ -36,7 +36,7 @@ static const char *field_names[] = {
     "count", "both_finite", "g_nan", "g_inf", "m_nan", "m_inf", "nonfinite_mismatch",
     "g_finite", "g_sum", "g_max", "g_min", "m_finite", "m_sum", "m_max", "m_min",
     "sum_gg", "sum_mm", "sum_gm", "sum_dd", "sum_ad", "max_ad", "worst_index", "worst_golden", "worst_my",
-    "sum_rel", "max_rel", "within_0_001", "within_0_005", "max_ulp",
+    "sum_rel", "max_rel", "within_0_001", "within_0_005", "within_tolerance", "max_ulp",
     "kl_g_max", "kl_g_sum", "kl_g_dot", "kl_m_max", "kl_m_sum",
 };
 #define NFIELDS ((Py_ssize_t)(sizeof(acc_t) / sizeof(double)))
@@ -46,6 +46,15 @@ _Static_assert(sizeof(field_names) / sizeof(field_names[0]) == sizeof(acc_t) / s
 /* Golden magnitudes at or below this are left out of the relative errors of
  * the standard report (float32 machine epsilon, as msit does). */
 #define REL_EPS 1.1920928955078125e-07
+
+/* Per-call settings: the ULP grid of the "my" dtype (ulp_bits < 0: integers,
+ * one unit is 1) and the element-wise tolerance counted in within_tolerance:
+ * an element passes when |golden| <= tol_small or |my - golden| <= tol_atol +
+ * tol_rtol * |golden|. */
+typedef struct {
+    int ulp_bits, ulp_emin;
+    double tol_rtol, tol_atol, tol_small;
+} params_t;
 
 static inline double bits_to_double(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
 static inline uint64_t double_to_bits(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
@@ -57,7 +66,7 @@ static inline float half_to_float(uint16_t h)
     uint32_t body = (uint32_t)(h & 0x7fffu) << 13;
     uint32_t expo = body & 0x0f800000u;
     uint32_t normal = body + (112u << 23);
-    float special = bits_to_float(normal + (128u << 23));
+    float special = bits_to_float(normal + (112u << 23));
     float sub = bits_to_float(body + (113u << 23)) - bits_to_float(113u << 23);
     float mag = expo == 0x0f800000u ? special : (expo == 0 ? sub : bits_to_float(normal));
     return (h & 0x8000u) ? -mag : mag;
@@ -123,20 +132,21 @@ static inline double ulps(double ad, double g, int bits, int emin)
  * every value is finite, and the compiler drops the masks (always_inline
  * with a constant argument). */
 static inline __attribute__((always_inline)) void reduce_block_as(const double *g, const double *m, int n,
-                                                                  double base, int ulp_bits, int ulp_emin,
+                                                                  double base, const params_t *p,
                                                                   const int checked, acc_t *a)
 {
     double both = 0, g_nan = 0, g_inf = 0, m_nan = 0, m_inf = 0, mismatch = 0;
     double g_fin = 0, g_sum = 0, g_max = -INFINITY, g_min = INFINITY;
     double m_fin = 0, m_sum = 0, m_max = -INFINITY, m_min = INFINITY;
     double sgg = 0, smm = 0, sgm = 0, sdd = 0, sad = 0, max_ad = -1.0;
-    double srel = 0, max_rel = 0, w1 = 0, w5 = 0, max_ulp = 0;
+    double srel = 0, max_rel = 0, w1 = 0, w5 = 0, wt = 0, max_ulp = 0;
     double kg_max = -INFINITY, km_max = -INFINITY;
-    const int integer_ulp = ulp_bits < 0;
+    const int integer_ulp = p->ulp_bits < 0, ulp_bits = p->ulp_bits, ulp_emin = p->ulp_emin;
+    const double tol_rtol = p->tol_rtol, tol_atol = p->tol_atol, tol_small = p->tol_small;
     int i;
 
 #pragma omp simd reduction(+ : both, g_nan, g_inf, m_nan, m_inf, mismatch, g_fin, g_sum, m_fin, m_sum, \
-                               sgg, smm, sgm, sdd, sad, srel, w1, w5)                                \
+                               sgg, smm, sgm, sdd, sad, srel, w1, w5, wt)                            \
     reduction(max : g_max, m_max, max_ad, max_rel, max_ulp, kg_max, km_max) reduction(min : g_min, m_min)
     for (i = 0; i < n; i++) {
         const double gv = g[i], mv = m[i];
@@ -176,6 +186,7 @@ static inline __attribute__((always_inline)) void reduce_block_as(const double *
         max_rel = rel > max_rel ? rel : max_rel;
         w1 += ok & ((ad < 1e-3 * ag) | (ad == 0.0));
         w5 += ok & ((ad < 5e-3 * ag) | (ad == 0.0));
+        wt += ok & ((ag <= tol_small) | (ad <= tol_atol + tol_rtol * ag));
         const double u = integer_ulp ? ad : ulps(ad, gz, ulp_bits, ulp_emin);
         max_ulp = u > max_ulp ? u : max_ulp;
     }
@@ -198,7 +209,7 @@ static inline __attribute__((always_inline)) void reduce_block_as(const double *
     a->sum_gg += sgg; a->sum_mm += smm; a->sum_gm += sgm; a->sum_dd += sdd; a->sum_ad += sad;
     a->sum_rel += srel;
     a->max_rel = max_rel > a->max_rel ? max_rel : a->max_rel;
-    a->within_0_001 += w1; a->within_0_005 += w5;
+    a->within_0_001 += w1; a->within_0_005 += w5; a->within_tolerance += wt;
     a->max_ulp = max_ulp > a->max_ulp ? max_ulp : a->max_ulp;
     if (max_ad < 0)
         return; /* no position is finite on both sides */
@@ -245,7 +256,7 @@ static inline __attribute__((always_inline)) void reduce_block_as(const double *
 }
 
 static inline __attribute__((always_inline)) void reduce_block(const double *g, const double *m, int n,
-                                                               double base, int ulp_bits, int ulp_emin, acc_t *a)
+                                                               double base, const params_t *p, acc_t *a)
 {
     double probe = 0; /* NaN when any value of the block is not finite */
     int i;
@@ -253,22 +264,21 @@ static inline __attribute__((always_inline)) void reduce_block(const double *g, 
     for (i = 0; i < n; i++)
         probe += g[i] * 0.0 + m[i] * 0.0;
     if (probe == 0.0)
-        reduce_block_as(g, m, n, base, ulp_bits, ulp_emin, 0, a);
+        reduce_block_as(g, m, n, base, p, 0, a);
     else
-        reduce_block_as(g, m, n, base, ulp_bits, ulp_emin, 1, a);
+        reduce_block_as(g, m, n, base, p, 1, a);
 }
 
 MULTIVERSION
 static void reduce_range(const char *g, int g_kind, const double *glut, const char *m, int m_kind,
-                         const double *mlut, Py_ssize_t n, Py_ssize_t offset, int ulp_bits, int ulp_emin,
-                         acc_t *a)
+                         const double *mlut, Py_ssize_t n, Py_ssize_t offset, const params_t *p, acc_t *a)
 {
     double gblock[BLOCK], mblock[BLOCK];
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const int len = (int)(n - start < BLOCK ? n - start : BLOCK);
         widen(g + start * kind_size[g_kind], g_kind, glut, len, gblock);
         widen(m + start * kind_size[m_kind], m_kind, mlut, len, mblock);
-        reduce_block(gblock, mblock, len, (double)(offset + start), ulp_bits, ulp_emin, a);
+        reduce_block(gblock, mblock, len, (double)(offset + start), p, a);
     }
 }
 
@@ -292,15 +302,16 @@ static int read_lut(PyObject *obj, int kind, Py_buffer *view, const double **lut
 static PyObject *accumulate(PyObject *self, PyObject *args)
 {
     Py_buffer gbuf, mbuf, glut_view, mlut_view;
-    int g_kind, m_kind, ulp_bits, ulp_emin;
+    int g_kind, m_kind;
+    params_t p;
     PyObject *glut_obj, *mlut_obj, *result = NULL;
     Py_ssize_t offset;
     const double *glut, *mlut;
     acc_t a;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "y*iOy*iOiin", &gbuf, &g_kind, &glut_obj, &mbuf, &m_kind, &mlut_obj,
-                          &ulp_bits, &ulp_emin, &offset))
+    if (!PyArg_ParseTuple(args, "y*iOy*iOiidddn", &gbuf, &g_kind, &glut_obj, &mbuf, &m_kind, &mlut_obj,
+                          &p.ulp_bits, &p.ulp_emin, &p.tol_rtol, &p.tol_atol, &p.tol_small, &offset))
         return NULL;
     glut_view.obj = mlut_view.obj = NULL;
     if (g_kind < 0 || g_kind >= K_COUNT || m_kind < 0 || m_kind >= K_COUNT) {
@@ -323,8 +334,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args)
     a.worst_golden = a.worst_my = NAN;
 
     Py_BEGIN_ALLOW_THREADS
-    reduce_range((const char *)gbuf.buf, g_kind, glut, (const char *)mbuf.buf, m_kind, mlut, n, offset,
-                 ulp_bits, ulp_emin, &a);
+    reduce_range((const char *)gbuf.buf, g_kind, glut, (const char *)mbuf.buf, m_kind, mlut, n, offset, &p, &a);
     Py_END_ALLOW_THREADS
 
     result = PyTuple_New(NFIELDS);
