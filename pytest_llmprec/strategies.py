@@ -9,6 +9,7 @@ LLM-shaped tensors stay cheap to draw and shrink through their parameters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -98,7 +99,24 @@ def tensors(
         tiny = torch.finfo(dtype).smallest_normal
         subnormal = (values != 0) & (values.abs() < tiny)
         bits[subnormal.numpy()] |= exponent_bit
-    return torch.from_numpy(bits).view(dtype)
+    result = torch.from_numpy(bits).view(dtype)
+    specials = _special_values(dtype, allow_nan, allow_infinity)
+    if specials and result.numel():
+        flat = result.reshape(-1)
+        slots = st.tuples(st.integers(0, flat.numel() - 1), st.sampled_from(specials))
+        for index, value in draw(st.lists(slots, max_size=min(3, flat.numel()))):
+            flat[index] = value  # a few explicit NaN/Inf: random bit patterns rarely hit Inf
+    return result
+
+
+def _special_values(dtype: torch.dtype, allow_nan: bool, allow_infinity: bool) -> list[float]:
+    wanted = ([math.nan] if allow_nan else []) + ([math.inf, -math.inf] if allow_infinity else [])
+    encodable = []
+    for value in wanted:
+        back = torch.tensor(value).to(dtype).double().item()
+        if math.isnan(value) == math.isnan(back) and (math.isnan(value) or back == value):
+            encodable.append(value)
+    return encodable
 
 
 @st.composite
