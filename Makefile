@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/llmprec demo
+	$(BIN)/python -m pytest examples -v
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

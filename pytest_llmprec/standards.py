@@ -147,7 +147,7 @@ _DEFAULT = {
     torch.float64: (0.9999999, 1e-6),
     torch.float32: (0.99999, 1e-3),
     torch.float16: (0.999, 1e-2),
-    torch.bfloat16: (0.995, 4e-2),
+    torch.bfloat16: (0.995, 5e-2),
     torch.float8_e4m3fn: (0.98, 0.15),
     torch.float8_e4m3fnuz: (0.98, 0.15),
     torch.float8_e5m2: (0.95, 0.3),

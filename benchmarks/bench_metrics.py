@@ -1,0 +1,97 @@
+"""Speed and memory of compare_tensors against a read floor and a straightforward implementation.
+
+For 32M-element golden/my pairs in float16, bfloat16 and float32 (CPU), in one process:
+  floor     one reduction over each tensor (torch.sum), the least any comparison must do;
+  compare   pytest_llmprec.compare_tensors (all metrics, one pass);
+  naive     the seven standard metrics written straightforwardly: both tensors converted to
+            float64, then one pass per metric with full-size temporaries.
+Times are the best of several runs. Peak extra memory is the rise of the peak resident set
+during the call (reset through /proc/self/clear_refs), as a share of the pair's size.
+
+Run: python benchmarks/bench_metrics.py [--elements N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from pytest_llmprec import compare_tensors
+
+
+def best_time(function, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_extra_bytes(function) -> int:
+    """Rise of the peak RSS while ``function`` runs (Linux)."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the peak resident set size to the current one
+    before = _status_kib("VmRSS:")
+    function()
+    return (_status_kib("VmHWM:") - before) * 1024
+
+
+def naive_metrics(golden: torch.Tensor, my: torch.Tensor) -> dict[str, float]:
+    g, m = golden.reshape(-1).double(), my.reshape(-1).double()
+    eps = 2.0**-23
+    mask = g.abs() > eps
+    rel = torch.where(mask, (m / torch.where(mask, g, 1.0) - 1).abs(), 0.0)
+    diff = (m - g).abs()
+    return {
+        "cosine_similarity": torch.nn.functional.cosine_similarity(g, m, dim=0).item(),
+        "max_relative_error": rel.max().item(),
+        "mean_relative_error": rel.mean().item(),
+        "max_absolute_error": diff.max().item(),
+        "mean_absolute_error": diff.mean().item(),
+        "kl_divergence": torch.nn.functional.kl_div(
+            torch.log_softmax(m, 0), torch.log_softmax(g, 0), reduction="sum", log_target=True
+        ).item(),
+        "relative_euclidean_distance": (torch.linalg.norm(m - g) / torch.linalg.norm(g)).item(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--elements", type=int, default=32 * 1024 * 1024)
+    args = parser.parse_args()
+    n = args.elements
+    print(f"{n:,} elements per tensor, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    header = f"{'dtype':<10}{'floor ms':>10}{'compare ms':>12}{'naive ms':>10}{'cmp/floor':>11}"
+    print(header + f"{'naive/cmp':>11}{'extra mem':>11}{'naive mem':>11}")
+    generator = torch.Generator().manual_seed(0)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        golden = torch.randn(n, generator=generator).to(dtype)
+        my = (golden.float() + torch.randn(n, generator=generator) * 1e-2).to(dtype)
+        pair_bytes = golden.nbytes + my.nbytes
+        compare_tensors(golden[:1000], my[:1000])  # warm up the thread pool
+        floor = best_time(lambda g=golden, m=my: (g.sum(), m.sum()), 7)
+        compare = best_time(lambda g=golden, m=my: compare_tensors(g, m), 5)
+        naive = best_time(lambda g=golden, m=my: naive_metrics(g, m), 2)
+        extra = peak_extra_bytes(lambda g=golden, m=my: compare_tensors(g, m))
+        naive_extra = peak_extra_bytes(lambda g=golden, m=my: naive_metrics(g, m))
+        print(
+            f"{str(dtype).replace('torch.', ''):<10}{floor * 1e3:>10.1f}{compare * 1e3:>12.1f}"
+            f"{naive * 1e3:>10.0f}{compare / floor:>10.1f}x{naive / compare:>10.1f}x"
+            f"{extra / pair_bytes:>10.2%}{naive_extra / pair_bytes:>10.0%}"
+        )
+        del golden, my
+
+
+if __name__ == "__main__":
+    main()
