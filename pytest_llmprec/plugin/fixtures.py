@@ -1,0 +1,119 @@
+"""Fixtures for hand-written tests: the loaded dumps, parametrised pairs and ``llm_compare``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import pytest
+
+from ..assertions import PrecisionError, failure_message
+from ..dumps.base import Dump
+from ..kernel import Tolerance
+from ..matching import Pair
+from ..metrics import CompareResult, TensorLike, as_tensor, compare_tensors
+from ..report.rows import comparison_row
+from ..standards import Layer, Standard, judge
+from .session import LlmSession
+
+STASH = pytest.StashKey[LlmSession]()
+
+
+def llm_session(config: pytest.Config) -> LlmSession:
+    return config.stash[STASH]
+
+
+class PairTensors:
+    """A matched pair for a parametrised test; the tensors are read on first access."""
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair = pair
+        self.key = pair.key
+        self.token = pair.token
+        self.golden_record = pair.golden
+        self.my_record = pair.my
+        self.node = pair.golden.node
+
+    @cached_property
+    def golden(self):
+        return self.pair.golden.load()
+
+    @cached_property
+    def my(self):
+        return self.pair.my.load()
+
+    def __repr__(self) -> str:
+        return f"PairTensors({self.key!r})"
+
+
+def _dump(request: pytest.FixtureRequest, side: str) -> Dump:
+    dump = llm_session(request.config).dump(side)
+    if dump is None:
+        pytest.skip(f"no {side} dump: pass --llm-{side}=PATH")
+    return dump
+
+
+@pytest.fixture(scope="session")
+def llm_golden(request: pytest.FixtureRequest) -> Dump:
+    """The golden dump index (skips the test when --llm-golden is absent)."""
+    return _dump(request, "golden")
+
+
+@pytest.fixture(scope="session")
+def llm_my(request: pytest.FixtureRequest) -> Dump:
+    """The dump under test (skips the test when --llm-my is absent)."""
+    return _dump(request, "my")
+
+
+@pytest.fixture
+def llm_pair(request: pytest.FixtureRequest) -> PairTensors:
+    """One matched pair; a test requesting it runs once per pair (skipped without dumps)."""
+    return PairTensors(request.param)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "llm_pair" in metafunc.fixturenames:
+        pairs = llm_session(metafunc.config).match().pairs
+        metafunc.parametrize("llm_pair", pairs, ids=[pair.key for pair in pairs], indirect=True)
+
+
+@pytest.fixture
+def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
+    """``llm_compare(golden, mine, *, name=None, standard=None, tolerance=None, **thresholds)``.
+
+    Compares, judges with the standard chosen by precedence (call > command line > marker >
+    ini rule > profile > dtype default; rules match ``name``, else the test id), adds the row to
+    the session report and raises ``PrecisionError`` on failure.
+    """
+    llm = llm_session(request.config)
+    node = request.node
+
+    def compare(
+        golden: TensorLike,
+        mine: TensorLike,
+        *,
+        name: str | None = None,
+        standard: str | Standard | None = None,
+        tolerance: Tolerance | None = None,
+        **thresholds: float,
+    ) -> CompareResult:
+        __tracebackhide__ = True
+        g, m = as_tensor(golden, "golden"), as_tensor(mine, "my")
+        call = Layer.from_keywords("call argument", profile=standard, tolerance=tolerance, **thresholds)
+        chosen = llm.standard(
+            name or node.nodeid, g.dtype, m.dtype, node.get_closest_marker("llm_precision"), call
+        )
+        result = compare_tensors(g, m, tolerance=chosen.tolerance)
+        verdict = judge(result, chosen)
+        key = node.nodeid if name is None else f"{node.nodeid}::{name}"
+        rows = getattr(node, "llmprec_rows", None)
+        if rows is None:
+            rows = node.llmprec_rows = []
+        rows.append(comparison_row(key, None, "", None, None, result, verdict))
+        if not verdict.passed:
+            raise PrecisionError(
+                failure_message(f"llm_compare {key}", g, m, result, verdict), result, verdict
+            )
+        return result
+
+    return compare

@@ -1,0 +1,50 @@
+"""The terminal summary of a comparison session: counts, the first divergence, the worst pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .rows import ERROR, FAILED, PASSED
+
+WORST_COUNT = 10
+
+
+def first_divergence(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The failing dump pair earliest in execution order (rows of hand-written tests excluded)."""
+    failing = [
+        r for r in rows if r.get("verdict") in (FAILED, ERROR) and isinstance(r.get("node_order"), int)
+    ]
+    return min(failing, key=lambda r: r["node_order"]) if failing else None
+
+
+def summary_lines(
+    rows: Sequence[dict[str, Any]],
+    unmatched: dict[str, int],
+    notes: Sequence[str] = (),
+    reports: Sequence[str] = (),
+) -> list[str]:
+    verdicts = [row.get("verdict") for row in rows]
+    lines = [
+        f"{len(rows)} pairs compared: {verdicts.count(PASSED)} passed, {verdicts.count(FAILED)} failed, "
+        f"{verdicts.count(ERROR)} unreadable; unmatched tensors: {unmatched.get('golden', 0)} golden, "
+        f"{unmatched.get('my', 0)} my"
+    ]
+    lines += [f"note: {note}" for note in notes]
+    first = first_divergence(rows)
+    if first is not None:
+        op_type = first.get("my_op_type") or first.get("golden_op_type")
+        where = f"{first['pair_key']}" + (f" ({op_type})" if op_type else "")
+        reason = first.get("failed_checks") or first.get("cmp_fail_reason") or first["verdict"]
+        lines.append(f"first divergence: {where}: {reason}")
+    scored = [r for r in rows if isinstance(r.get("cosine_similarity"), float)]
+    scored.sort(key=lambda r: (r["cosine_similarity"], -(r.get("relative_euclidean_distance") or 0.0)))
+    if scored:
+        lines.append(f"worst {min(WORST_COUNT, len(scored))} by cosine similarity:")
+        for row in scored[:WORST_COUNT]:
+            red = row.get("relative_euclidean_distance")
+            lines.append(
+                f"  {row['cosine_similarity']:.8f}  red {red:<10.3g}  {row['verdict']:<6}  {row['pair_key']}"
+            )
+    lines += [f"report: {path}" for path in reports]
+    return lines
