@@ -6,7 +6,6 @@ import math
 import os
 import stat
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -98,7 +97,3 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
     """The raw little-endian bytes of a CPU tensor in row-major order."""
     flat = tensor.detach().cpu().contiguous().reshape(-1)
     return flat.view(torch.uint8).numpy().tobytes()
-
-
-def display_name(path: PathLike) -> str:
-    return Path(path).name

@@ -164,36 +164,34 @@ def _member(path: PathLike, member: str | None) -> Iterator[tuple[IO[bytes], Npy
         _check_entry(path, info, checked_size(path))
         where = f"member {name}: "
         try:
-            stream = archive.open(info)
-        except (zipfile.BadZipFile, NotImplementedError, OSError) as exc:
-            raise DumpFormatError(path, f"{where}damaged zip entry: {exc}") from None
-        with stream:
-            header = _read_header(path, stream, where)
-            if header.offset + header.nbytes != info.file_size:
-                raise DumpFormatError(
-                    path,
-                    f"{where}shape {header.shape} of {header.dtype} needs {header.nbytes} bytes, "
-                    f"the entry holds {info.file_size - header.offset}",
-                )
-            if index is not None and not (header.shape and index < header.shape[0]):
-                raise DumpFormatError(path, f"{where}row {index} is out of range for shape {header.shape}")
-            yield stream, header, index
+            with archive.open(info) as stream:
+                header = _read_header(path, stream, where)
+                if header.offset + header.nbytes != info.file_size:
+                    raise DumpFormatError(
+                        path,
+                        f"{where}shape {header.shape} of {header.dtype} needs {header.nbytes} bytes, "
+                        f"the entry holds {info.file_size - header.offset}",
+                    )
+                if index is not None and not (header.shape and index < header.shape[0]):
+                    raise DumpFormatError(
+                        path, f"{where}row {index} is out of range for shape {header.shape}"
+                    )
+                yield stream, header, index
+        except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as exc:
+            raise DumpFormatError(path, f"{where}damaged .npz member: {exc}") from None
 
 
 def _read_payload(path: PathLike, stream: IO[bytes], nbytes: int) -> bytearray:
-    """Decompress ``nbytes`` into one buffer, chunk by chunk (the CRC is checked at the end)."""
+    """Decompress ``nbytes`` into one buffer, chunk by chunk; reading to the end checks the CRC."""
     buffer = bytearray(nbytes)
     position = 0
-    try:
-        while position < nbytes:
-            chunk = stream.read(min(_CHUNK, nbytes - position))
-            if not chunk:
-                raise DumpFormatError(path, f"truncated .npz member: read {position} of {nbytes} bytes")
-            buffer[position : position + len(chunk)] = chunk
-            position += len(chunk)
-        stream.read(1)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DumpFormatError(path, f"damaged .npz member: {exc}") from None
+    while position < nbytes:
+        chunk = stream.read(min(_CHUNK, nbytes - position))
+        if not chunk:
+            raise DumpFormatError(path, f"truncated .npz member: read {position} of {nbytes} bytes")
+        buffer[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    stream.read(1)
     return buffer
 
 

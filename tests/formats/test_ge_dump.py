@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,7 +329,7 @@ def test_reader_works_when_another_module_registered_toolkit_dumpdata(tmp_path):
         print(load_tensor({str(path)!r}).tolist())
         """
     )
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "PYTHONPATH": str(Path(ge_dump_pb2.__file__).parents[2])}
     result = subprocess.run([sys.executable, "-c", script], input=definition, capture_output=True, env=env)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "[0.0, 1.0, 2.0]"

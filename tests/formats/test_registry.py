@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +102,8 @@ def test_package_level_exports(tmp_path):
 
 
 def test_importing_the_package_does_not_import_torch():
-    code = "import sys, pytest_llmprec; assert 'torch' not in sys.modules; pytest_llmprec.TensorInfo"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = "import sys, pytest_llmprec; "
+    code += "assert 'load_tensor' in dir(pytest_llmprec); assert 'torch' not in sys.modules"
+    env = {**os.environ, "PYTHONPATH": str(Path(pytest_llmprec.__file__).parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
