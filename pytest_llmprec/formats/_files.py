@@ -36,10 +36,11 @@ def checked_size(path: PathLike) -> int:
     return info.st_size
 
 
-def read_head(path: PathLike, count: int) -> bytes:
-    """The first ``count`` bytes of the file (fewer if it is shorter)."""
+def read_bytes(path: PathLike, count: int, offset: int = 0) -> bytes:
+    """``count`` bytes of the file from ``offset`` (fewer at its end)."""
     try:
         with open(path, "rb") as handle:
+            handle.seek(offset)
             return handle.read(count)
     except OSError as exc:
         raise DumpFormatError(path, f"cannot be read: {exc.strerror or exc}") from None
@@ -60,7 +61,10 @@ def map_bytes(path: PathLike, offset: int, length: int) -> torch.Tensor:
     """
     if length == 0:
         return torch.empty(0, dtype=torch.uint8)
-    array = np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(length,))
+    try:
+        array = np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(length,))
+    except (OSError, ValueError) as exc:
+        raise DumpFormatError(path, f"cannot be memory-mapped: {exc}") from None
     return torch.from_numpy(array)
 
 

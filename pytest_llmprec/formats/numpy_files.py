@@ -83,8 +83,11 @@ def _to_tensor(array: np.ndarray) -> torch.Tensor:
 def read_npy_header(path: PathLike) -> NpyHeader:
     """The header of a ``.npy`` file, checked against the file size."""
     size = checked_size(path)
-    with open(path, "rb") as handle:
-        header = _read_header(path, handle)
+    try:
+        with open(path, "rb") as handle:
+            header = _read_header(path, handle)
+    except OSError as exc:
+        raise DumpFormatError(path, f"cannot be read: {exc.strerror or exc}") from None
     available = size - header.offset
     if available != header.nbytes:
         problem = "truncated data" if available < header.nbytes else "extra bytes after the data"

@@ -12,6 +12,7 @@ import torch
 from pytest_llmprec.errors import DumpFormatError
 from pytest_llmprec.formats import (
     DumpFormatWarning,
+    atb_bin,
     list_members,
     load_tensor,
     probe_tensor,
@@ -322,3 +323,27 @@ def test_header_without_extension_is_sniffed(tmp_path):
     path = tmp_path / "outtensor0"
     save_atb_bin(torch.arange(3, dtype=torch.int64), path)
     assert load_tensor(path).tolist() == [0, 1, 2]
+
+
+def test_long_header_is_read_in_growing_blocks(tmp_path):
+    path = tmp_path / "long.bin"
+    attributes = "".join(f"attribute{i}=value{i}\n" for i in range(2000))  # about 40 KB of header
+    path.write_bytes(f"$Version=1.0\n{attributes}dtype=2\ndims=2\n$End=1\n".encode() + b"\x05\xfb")
+    atb = read_atb_bin(path)
+    assert atb.tensor.tolist() == [5, -5]
+    assert atb.attributes["attribute1999"] == "value1999"
+
+
+def test_probe_reads_the_header_not_the_payload(tmp_path, monkeypatch):
+    path = tmp_path / "big.bin"
+    save_atb_bin(torch.zeros(1024, 1024), path)  # 4 MiB payload
+    requested = []
+    original = atb_bin.read_bytes
+
+    def counting(path, count, offset=0):
+        requested.append(count)
+        return original(path, count, offset)
+
+    monkeypatch.setattr(atb_bin, "read_bytes", counting)
+    assert probe_tensor(path).shape == (1024, 1024)
+    assert sum(requested) <= 4096
