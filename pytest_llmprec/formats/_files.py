@@ -7,7 +7,6 @@ import os
 import stat
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from ..errors import DumpFormatError
@@ -57,15 +56,16 @@ def packed_int4_bytes(count: int) -> int:
 def map_bytes(path: PathLike, offset: int, length: int) -> torch.Tensor:
     """A uint8 tensor over ``length`` bytes of the file from ``offset``, memory-mapped copy-on-write.
 
-    The caller has checked the range against the file size. Writes to the tensor stay private.
+    The caller has checked the range against the file size. Pages are read when used; writes to
+    the tensor stay private; no file descriptor stays open (unlike ``np.memmap``).
     """
     if length == 0:
         return torch.empty(0, dtype=torch.uint8)
     try:
-        array = np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(length,))
-    except (OSError, ValueError) as exc:
+        whole = torch.from_file(os.fspath(path), shared=False, size=offset + length, dtype=torch.uint8)
+    except RuntimeError as exc:
         raise DumpFormatError(path, f"cannot be memory-mapped: {exc}") from None
-    return torch.from_numpy(array)
+    return whole[offset:]
 
 
 def view_as(raw: torch.Tensor, dtype: torch.dtype, shape: Sequence[int]) -> torch.Tensor:

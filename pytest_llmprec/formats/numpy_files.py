@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, element_count
+from ._files import PathLike, checked_size, element_count, map_bytes, view_as
 
 NUMPY_DTYPES: dict[str, torch.dtype] = {
     "b1": torch.bool,
@@ -100,15 +100,19 @@ def read_npy_header(path: PathLike) -> NpyHeader:
 
 
 def load_npy(path: PathLike) -> torch.Tensor:
-    """A ``.npy`` array as a tensor over a copy-on-write memory map of the file (no copy)."""
+    """A ``.npy`` array as a tensor over a copy-on-write memory map of the file.
+
+    No copy, except once for arrays stored in big-endian order. Fortran-ordered arrays come
+    back as a transposed (non-contiguous) view.
+    """
     header = read_npy_header(path)
-    if header.nbytes == 0:
-        return torch.empty(header.shape, dtype=header.torch_dtype)
-    order = "F" if header.fortran_order else "C"
-    array = np.memmap(
-        path, dtype=header.dtype, mode="c", offset=header.offset, shape=header.shape, order=order
-    )
-    return _to_tensor(array)
+    raw = map_bytes(path, header.offset, header.nbytes)
+    stored_shape = header.shape[::-1] if header.fortran_order else header.shape
+    if header.dtype.isnative:
+        tensor = view_as(raw, header.torch_dtype, stored_shape)
+    else:
+        tensor = _to_tensor(raw.numpy().view(header.dtype).reshape(stored_shape))
+    return tensor.permute(*reversed(range(tensor.dim()))) if header.fortran_order else tensor
 
 
 def _open_npz(path: PathLike) -> zipfile.ZipFile:

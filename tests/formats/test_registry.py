@@ -107,3 +107,12 @@ def test_importing_the_package_does_not_import_torch():
     env = {**os.environ, "PYTHONPATH": str(Path(pytest_llmprec.__file__).parents[1])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_mapped_tensors_keep_no_file_descriptor_open(tmp_path):
+    path = tmp_path / "t.npy"
+    np.save(path, np.arange(1000, dtype=np.float32))
+    before = len(os.listdir("/proc/self/fd"))
+    tensors = [load_tensor(path) for _ in range(100)]
+    assert len(os.listdir("/proc/self/fd")) - before < 10
+    assert all(t[999].item() == 999.0 for t in tensors)
