@@ -88,6 +88,8 @@ def unpack_int4(raw: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 def pack_int4(values: torch.Tensor) -> bytes:
     """Pack int values in [-8, 7] two per byte, low nibble first (the inverse of :func:`unpack_int4`)."""
+    if values.is_floating_point() or values.is_complex():
+        raise ValueError(f"int4 packing needs an integer tensor, not {values.dtype}")
     flat = values.reshape(-1).to(torch.int16)
     if flat.numel() and (flat.min() < -8 or flat.max() > 7):
         raise ValueError("int4 values must lie in [-8, 7]")

@@ -56,6 +56,8 @@ DTYPES: dict[int, torch.dtype] = {
 DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items() if code != INT4}
 
 STATS_KEYS = ("max", "min", "mean", "l2norm")
+_STATS_TAIL = 64
+"""Blank bytes tolerated after the ``$End=1`` line of a statistics file."""
 _END = b"$End=1"
 
 
@@ -305,7 +307,8 @@ def read_atb_stats(path: PathLike) -> dict[str, Any]:
     Other keys are kept as strings. A missing ``$End=1`` line gives a warning, as in msit.
     """
     header = parse_header(path)
-    if header.length < header.file_size:
+    rest = header.file_size - header.length
+    if rest > _STATS_TAIL or read_bytes(path, rest, offset=header.length).strip():
         raise DumpFormatError(path, "holds tensor data after its header, not statistics; use read_atb_bin")
     attributes = header.attributes
     if not any(key in attributes for key in STATS_KEYS):

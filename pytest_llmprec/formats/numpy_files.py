@@ -40,6 +40,8 @@ _CHUNK = 1 << 24
 
 @dataclass(frozen=True)
 class NpyHeader:
+    """A parsed ``.npy`` header; ``offset`` is where the data start."""
+
     shape: tuple[int, ...]
     fortran_order: bool
     dtype: np.dtype

@@ -347,3 +347,9 @@ def test_probe_reads_the_header_not_the_payload(tmp_path, monkeypatch):
     monkeypatch.setattr(atb_bin, "read_bytes", counting)
     assert probe_tensor(path).shape == (1024, 1024)
     assert sum(requested) <= 4096
+
+
+def test_stats_file_with_a_blank_line_after_end(tmp_path):
+    path = tmp_path / "s.bin"
+    path.write_text("max=1\nmin=0\nmean=0.5\nl2norm=2\n$End=1\n\n")
+    assert read_atb_stats(path)["l2norm"] == 2.0
