@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+
 def tree_node(name: str, type_: str, *children: dict) -> dict:
     """One ``model_tree.json`` node: ``{"name", "type", "children"}``."""
     return {"name": name, "type": type_, "children": list(children)}

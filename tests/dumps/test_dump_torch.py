@@ -12,7 +12,6 @@ from pytest_llmprec.dumps import load_dump, load_torch_dump
 from pytest_llmprec.errors import DumpFormatError
 
 
-
 def _keys(dump, token):
     return [(r.node, r.leaf) for r in dump.records if r.token == token]
 
