@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dump_trees import BLOOM_POST_ORDER, BLOOM_TREE, save_pth, write_json
+from dump_trees import (
+    BLOOM_POST_ORDER,
+    BLOOM_TREE,
+    bloom_atb_model,
+    save_pth,
+    write_bloom_atb_round,
+    write_json,
+)
 
 
 @pytest.fixture
@@ -29,3 +36,17 @@ def bloom_torch_dump(tmp_path: Path) -> Path:
     save_pth(device / "weights" / "root.lm_head.weight.pth")
     save_pth(device / "weights" / "root.transformer.h.2.mlp.dense_4h_to_h.bias.pth")
     return tmp_path / "msit_dump_20240102_030405"
+
+
+@pytest.fixture
+def bloom_atb_dump(tmp_path: Path) -> Path:
+    """An ATB dump with a prefill and a decode model: rounds 0 (warm-up), 1 (prefill + decode), 2, 10."""
+    root = tmp_path / "msit_dump_20240102_030405"
+    write_json(root / "model" / "4321" / "Bloom7BPrefill.json", bloom_atb_model("Bloom7BPrefill", 0))
+    write_json(root / "model" / "4321" / "Bloom7BDecode.json", bloom_atb_model("Bloom7BDecode", 3))
+    tensors = root / "tensors" / "2_4321"
+    write_bloom_atb_round(tensors / "0", 0)
+    write_bloom_atb_round(tensors / "1", 0)
+    for folder in ("1", "2", "10"):
+        write_bloom_atb_round(tensors / folder, 3)
+    return root

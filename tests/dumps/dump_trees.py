@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,72 @@ def write_atb_bin(path: Path, values: np.ndarray | None = None) -> np.ndarray:
         values = np.arange(8, dtype=np.float16).reshape(2, 4) + (sum(str(path).encode()) % 31)
     path.write_bytes(atb_bin(values))
     return values
+
+
+def atb_node(op_name: str, op_type: str, *children: dict, param: dict | None = None) -> dict:
+    """One node of an ATB topology JSON; graph operations have ``nodes`` and internal tensors."""
+    node: dict = {
+        "opName": op_name,
+        "opType": op_type,
+        "param": param or {},
+        "inTensors": [f"{op_name}_input_0"],
+        "outTensors": [f"{op_name}_output_0"],
+    }
+    if children:
+        node["internalTensors"] = [f"{op_name}_internal_0"]
+        node["nodes"] = list(children)
+    return node
+
+
+def bloom_atb_model(model_name: str, first: int) -> dict:
+    """A Bloom-like ATB model topology whose top-level op names end in ``first``, ``first + 1``, ..."""
+    layer = first + 1
+    return {
+        "modelName": model_name,
+        "inTensors": [f"{model_name}_input_0"],
+        "outTensors": [f"{model_name}_output_0"],
+        "nodes": [
+            atb_node(f"WordEmbedding_{first}", "WordEmbedding"),
+            atb_node(
+                f"Bloom7bCommonLayer_{layer}",
+                "BloomLayer",
+                atb_node(f"LayerNormOperation_{layer}_0", "LayerNormOperation", param={"epsilon": math.nan}),
+                atb_node(
+                    f"ParallelLinearBaseV2_{layer}_1",
+                    "ParallelLinearBaseV2",
+                    atb_node(f"LinearOperation_{layer}_1_0", "LinearOperation", param={"hasBias": False}),
+                ),
+                param={"headNum": 32, "layerNormEps": float("inf")},
+            ),
+            atb_node(f"LmHead_{first + 2}", "LmHead"),
+        ],
+    }
+
+
+LINEAR_PARAM = {"hasBias": False, "outDataType": -1, "transposeA": False, "transposeB": True}
+
+
+def write_atb_op(token_folder: Path, op_path: str, inputs: int = 1, outputs: int = 1) -> None:
+    """An operation folder as the ATB dump writes it with --save-time 3 (inputs before, outputs after)."""
+    folder = token_folder / op_path
+    for index in range(inputs):
+        write_atb_bin(folder / "before" / f"intensor{index}.bin")
+    for index in range(outputs):
+        write_atb_bin(folder / "after" / f"outtensor{index}.bin")
+
+
+def write_bloom_atb_round(token_folder: Path, first: int) -> list[str]:
+    """The op folders of one Bloom model run whose top-level folders start at ``first``; their node names."""
+    layer = f"{first + 1}_BloomLayer"
+    ops = [
+        f"{first}_WordEmbedding",
+        f"{layer}/0_LayerNormOperation",
+        f"{layer}/1_ParallelLinearBaseV2/0_LinearOperation",
+        f"{layer}/1_ParallelLinearBaseV2",
+        layer,
+        f"{first + 2}_LmHead",
+    ]
+    for op in ops:
+        write_atb_op(token_folder, op)
+    write_json(token_folder / f"{layer}/1_ParallelLinearBaseV2/0_LinearOperation/op_param.json", LINEAR_PARAM)
+    return ops
