@@ -36,30 +36,31 @@ _MARKER_FILES = {"dump.json", "model_tree.json", "metadata.json"}
 """Files that stand for their folder when a path names them."""
 
 
-def detect_kind(path: str | os.PathLike[str]) -> str | None:
-    """The layout of the dump ``path`` is in (or is), or None."""
+def _normalise(path: str | os.PathLike[str]) -> str:
     path = os.path.abspath(path)
     if os.path.basename(path) in _MARKER_FILES and os.path.isfile(path):
-        path = os.path.dirname(path)
-    for kind, (locate, _, _) in _LAYOUTS.items():
-        if locate(path) is not None:
-            return kind
-    return None
+        return os.path.dirname(path)
+    return path
+
+
+def detect_kind(path: str | os.PathLike[str]) -> str | None:
+    """The layout of the dump ``path`` is in (or is), or None."""
+    path = _normalise(path)
+    return next((kind for kind, (locate, _, _) in _LAYOUTS.items() if locate(path) is not None), None)
 
 
 def load_dump(path: str | os.PathLike[str], *, kind: str | None = None) -> Dump:
     """Index the dump at ``path`` (a dump root, an inner folder or one file) without reading tensors.
 
     ``kind`` forces a layout: one of ``torch atb manual logits ge fx msprobe files``. A path inside a
-    token folder pins that token (``dump.info["pinned_token"]``).
+    token folder pins that token (``dump.info["pinned_token"]``). Raises :class:`DumpFormatError`
+    when no layout fits; problems inside a recognised dump are listed in ``dump.problems``.
     """
-    path = os.path.abspath(path)
-    if not os.path.exists(path):
-        raise DumpFormatError(path, "no such file or folder")
     if kind is not None and kind not in _LAYOUTS:
         raise ValueError(f"unknown dump kind {kind!r}; expected one of {', '.join(KINDS)}")
-    if os.path.basename(path) in _MARKER_FILES and os.path.isfile(path):
-        path = os.path.dirname(path)
+    if not os.path.exists(path):
+        raise DumpFormatError(path, "no such file or folder")
+    path = _normalise(path)
     for name in (kind,) if kind else KINDS:
         locate, index, _ = _LAYOUTS[name]
         location = locate(path)

@@ -246,11 +246,11 @@ class _GeIndexer(_TorchairIndexer):
             )
 
     def finish(self) -> None:
-        from ..formats import list_members
+        from ..formats.ge_dump import ge_members
 
         for (rank, token, op_name), (path, parsed) in self.ops.items():
             try:
-                members = list_members(path)
+                members = ge_members(path)
             except DumpFormatError as exc:
                 self.walker.report(path, exc.problem)
                 continue
