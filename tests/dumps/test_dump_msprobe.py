@@ -154,9 +154,10 @@ def test_missing_tensor_file_and_bad_data_name_are_problems(msprobe_dump: Path) 
     (rank / "dump.json").write_text(text)
     dump = load_dump(rank)
     assert len(dump.records) == len(EXPECTED_LEAVES) - 2
+    missing = "Functional.linear.5.forward.output.0.pt"
     assert [p.message for p in dump.problems] == [
         "Module.layer1.Linear.forward.0 input.0: tensor file '../../../../etc/passwd' not found",
-        "Functional.linear.5.forward output.0: tensor file 'Functional.linear.5.forward.output.0.pt' not found",
+        f"Functional.linear.5.forward output.0: tensor file '{missing}' not found",
     ]
 
 
