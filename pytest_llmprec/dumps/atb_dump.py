@@ -125,7 +125,7 @@ class _AtbIndexer:
             if not self.walker.contains(device_folders[0]):
                 raise DumpFormatError(device_folders[0], "folder is outside the dump root (symbolic link)")
         else:
-            folders, _ = self.walker.listdir(tensors)
+            folders, _ = self.walker.listdir(tensors) if self.walker.enter(tensors) else ([], [])
             device_folders = [entry.path for entry in folders if _DEVICE_FOLDER.fullmatch(entry.name)]
         topologies: dict[str, _Topology] = {}
         info: dict[str, Any] = {}
@@ -151,7 +151,7 @@ class _AtbIndexer:
 
     def _topology(self, pid: str) -> _Topology:
         folder = os.path.join(self.location.root, "model", pid)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) or not self.walker.enter(folder):
             return _Topology([], note="no model topology JSON: folder k is token k")
         transdata = os.path.isfile(os.path.join(self.location.root, "layer", pid, TRANSDATA_LAYER))
         _, files = self.walker.listdir(folder)

@@ -97,6 +97,8 @@ class _ManualIndexer:
         device = int(match.group(1)) if match else -1
         rank = None if device < 0 else device
         golden = os.path.join(folder, GOLDEN_FOLDER)
+        if not self.walker.enter(golden):
+            return
         token_folders, files = self.walker.listdir(golden)
         metadata: Any = None
         for entry in files:

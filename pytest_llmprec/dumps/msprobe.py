@@ -158,7 +158,7 @@ class _MsprobeIndexer:
         self.dump_files.append(dump_path)
         data_folder = os.path.join(folder, DATA_FOLDER)
         available: set[str] = set()
-        if os.path.isdir(data_folder):
+        if os.path.isdir(data_folder) and self.walker.enter(data_folder):
             _, files = self.walker.listdir(data_folder)
             available = {entry.name for entry in files}
         head = token_sort_key(step)

@@ -169,7 +169,8 @@ class _TorchIndexer:
             if not self.walker.contains(device_folders[0]):
                 raise DumpFormatError(device_folders[0], "folder is outside the dump root (symbolic link)")
         else:
-            folders, _ = self.walker.listdir(location.container)
+            container = location.container
+            folders, _ = self.walker.listdir(container) if self.walker.enter(container) else ([], [])
             device_folders = [entry.path for entry in folders if _device_rank(entry.name)[0]]
         for folder in device_folders:
             self._device(folder)
