@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
-from .ordering import as_number, build_records, rank_sort_key, token_sort_key
+from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
 DUMP_ROOT_PREFIXES = ("msit_dump", "ait_dump")
@@ -113,7 +113,7 @@ class _AtbIndexer:
         self.location = location
         self.problems: list[DumpProblem] = []
         self.walker = SafeWalker(location.root, self.problems)
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.op_params: dict[tuple[int | str, str, int | None], str] = {}
         self.first_bin: str | None = None
 
@@ -231,7 +231,7 @@ class _AtbIndexer:
         head = (token_sort_key(token), next(positions), rank_sort_key(rank))
         tensors.sort(key=lambda tensor: tensor[0])
         for key, path, leaf, role, index in tensors:
-            self.rows.append(((*head, key), path, token, node, leaf, role, index, op_type, rank, None))
+            self.rows.append(Row((*head, key), path, token, node, leaf, role, index, op_type, rank, None))
 
     def _phase(self, folder: os.DirEntry[str]) -> list[tuple[tuple[Any, ...], str, str, str, int]]:
         phase = _PHASES.index(folder.name)
