@@ -228,6 +228,9 @@ class _GeIndexer(_TorchairIndexer):
                 continue
             if name.endswith(GE_IGNORED_SUFFIXES):
                 continue
+            if name.endswith(".npz"):
+                self.walker.report(path, "GE .npz summary (inputs/outputs arrays), not indexed")
+                continue
             parsed = parse_ge_file_name(name)
             if parsed is None:
                 self.walker.report(path, "not a GE dump file name ({OpType}.{OpName}.{task}.{stream}.{time})")
