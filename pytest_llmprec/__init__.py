@@ -30,6 +30,9 @@ _EXPORTS = {
     "assert_sqnr": "assertions",
     "assert_ulp": "assertions",
     "assert_precision": "assertions",
+    "Dump": "dumps",
+    "TensorRecord": "dumps",
+    "load_dump": "dumps",
     "DumpFormatError": "errors",
     "LlmprecError": "errors",
     "TensorInfo": "formats",
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
         assert_sqnr,
         assert_ulp,
     )
+    from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
     from .formats import (
         TensorInfo,
