@@ -30,6 +30,9 @@ _EXPORTS = {
     "assert_sqnr": "assertions",
     "assert_ulp": "assertions",
     "assert_precision": "assertions",
+    "Dump": "dumps",
+    "TensorRecord": "dumps",
+    "load_dump": "dumps",
     "DumpFormatError": "errors",
     "LlmprecError": "errors",
 }
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
         assert_sqnr,
         assert_ulp,
     )
+    from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
     from .metrics import CompareResult, compare_tensors, row_kl_divergence
     from .standards import Standard, Threshold, Verdict, get_standard, judge
