@@ -14,7 +14,11 @@ class LlmPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
-        items.extend(comparison_items(session, self.llm))  # before -k/-m deselection runs
+        added = comparison_items(session, self.llm)
+        if added:  # before -k/-m deselection runs; reported like a collector's result
+            items.extend(added)
+            report = pytest.CollectReport("llm", "passed", None, added)
+            session.ihook.pytest_collectreport(report=report)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):

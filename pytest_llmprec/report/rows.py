@@ -39,12 +39,15 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def _checks(verdict: Verdict) -> tuple[str, str]:
-    failed = [str(o.check) for o in verdict.failures] + list(verdict.problems)
-    sources = []
+    """``metric = value (needs op threshold)`` for each failed check, and their sources."""
+    failed, sources = [], []
     for outcome in verdict.failures:
         options = outcome.check.options if isinstance(outcome.check, AnyOf) else (outcome.check,)
+        values = ", ".join(f"{t.metric} = {v:.6g}" for t, v in zip(options, outcome.actual, strict=True))
+        needs = " or ".join(f"{t.op} {t.value:g}" for t in options)
+        failed.append(f"{values} (needs {needs})")
         sources += [t.source for t in options]
-    return "; ".join(failed), "; ".join(dict.fromkeys(sources))
+    return "; ".join(failed + list(verdict.problems)), "; ".join(dict.fromkeys(sources))
 
 
 def comparison_row(
