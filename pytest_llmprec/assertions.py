@@ -45,7 +45,7 @@ def assert_precision(
     """Check several metrics at once against a standard (``default`` unless named).
 
     Keyword thresholds (``min_cos``, ``max_red``, ``max_abs_err``, ... see
-    ``standards.THRESHOLD_KEYWORDS``) replace the standard's checks on the same metric.
+    ``names.THRESHOLD_KEYWORDS``) replace the standard's checks on the same metric.
     Returns the ``CompareResult`` when the check passes.
     """
     __tracebackhide__ = True

@@ -19,27 +19,7 @@ import torch
 
 from . import kernel
 from .kernel import Tolerance
-
-STANDARD_METRICS = (
-    "cosine_similarity",
-    "max_relative_error",
-    "mean_relative_error",
-    "max_absolute_error",
-    "mean_absolute_error",
-    "kl_divergence",
-    "relative_euclidean_distance",
-)
-"""The seven metrics of the standard report, in report order."""
-
-EXTRA_METRICS = (
-    "sqnr_db",
-    "rel_err_ratio_0_001",
-    "rel_err_ratio_0_005",
-    "max_ulp_error",
-    "tolerance_pass_rate",
-)
-
-METRICS = STANDARD_METRICS + EXTRA_METRICS
+from .names import METRICS
 
 TensorLike = Any
 """A torch tensor, a NumPy array (ml_dtypes bfloat16/float8 included), a Python number or nested list."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .kernel import Tolerance
-from .metrics import METRICS, CompareResult, coarser_dtype, msit_error_level
+from .metrics import CompareResult, coarser_dtype, msit_error_level
+from .names import KEYWORD_OF, METRICS, PROFILE_NAMES, THRESHOLD_KEYWORDS
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -27,24 +28,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-
-THRESHOLD_KEYWORDS: dict[str, tuple[str, str]] = {
-    "min_cos": ("cosine_similarity", ">="),
-    "max_rel_err": ("max_relative_error", "<="),
-    "max_mean_rel_err": ("mean_relative_error", "<="),
-    "max_abs_err": ("max_absolute_error", "<="),
-    "max_mean_abs_err": ("mean_absolute_error", "<="),
-    "max_kl": ("kl_divergence", "<="),
-    "max_red": ("relative_euclidean_distance", "<="),
-    "min_sqnr_db": ("sqnr_db", ">="),
-    "min_ratio_0_001": ("rel_err_ratio_0_001", ">="),
-    "min_ratio_0_005": ("rel_err_ratio_0_005", ">="),
-    "max_ulp": ("max_ulp_error", "<="),
-    "min_pass_rate": ("tolerance_pass_rate", ">="),
-}
-"""Keyword form of a threshold (for calls, markers and the command line) -> (metric, operator)."""
-
-KEYWORD_OF = {metric: keyword for keyword, (metric, _) in THRESHOLD_KEYWORDS.items()}
 
 
 @dataclass(frozen=True)
@@ -256,12 +239,9 @@ def _msprobe_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
     return Standard("msprobe", tuple(checks), tolerance=tolerance)
 
 
-PROFILES: dict[str, Callable[[torch.dtype, torch.dtype], Standard]] = {
-    "default": _default_profile,
-    "strict": _strict_profile,
-    "msit": _msit_profile,
-    "msprobe": _msprobe_profile,
-}
+PROFILES: dict[str, Callable[[torch.dtype, torch.dtype], Standard]] = dict(
+    zip(PROFILE_NAMES, (_default_profile, _strict_profile, _msit_profile, _msprobe_profile), strict=True)
+)
 
 
 def get_standard(

@@ -196,6 +196,7 @@ def perturbed(draw, tensor: torch.Tensor, ulps: int = 1) -> torch.Tensor:
     magnitude = bits & torch.iinfo(signed).max
     largest = torch.tensor(torch.finfo(dtype).max, dtype=dtype).view(signed).item()
     moved = (magnitude + steps).clamp(0, largest)
-    encoded = torch.where(bits < 0, moved + torch.iinfo(signed).min, moved).to(signed)
+    # zero is written as +0: in the fnuz float8 formats the -0 encoding means NaN
+    encoded = torch.where((bits < 0) & (moved != 0), moved + torch.iinfo(signed).min, moved).to(signed)
     result = encoded.view(dtype).reshape(tensor.shape)
     return torch.where(torch.isfinite(tensor.double()), result, tensor)

@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``pytest11: llmprec``): glue between pytest and the library.
 
-Options and markers are declared at import; everything that needs torch is imported when the
-plugin is configured, and only the session object registered there does work.
+Loading and configuring the plugin imports nothing heavy; torch and the comparison machinery
+are imported the first time a session needs them (dump options given, a fixture requested).
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ __all__ = ["pytest_addoption", "pytest_configure"]
 def pytest_configure(config: pytest.Config) -> None:
     _declare_markers(config)
     from . import fixtures
-    from .hooks import LlmPlugin
+    from .hooks import STASH, LlmPlugin
     from .options import read_settings
-    from .session import LlmSession
 
-    session = LlmSession(config, read_settings(config))
-    config.stash[fixtures.STASH] = session
+    plugin = LlmPlugin(config, read_settings(config))
+    config.stash[STASH] = plugin
     config.pluginmanager.register(fixtures, "llmprec-fixtures")
-    config.pluginmanager.register(LlmPlugin(session), "llmprec-session")
+    config.pluginmanager.register(plugin, "llmprec-session")

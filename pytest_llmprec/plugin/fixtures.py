@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..assertions import PrecisionError, failure_message
-from ..dumps.base import Dump
-from ..kernel import Tolerance
-from ..matching import Pair
-from ..metrics import CompareResult, TensorLike, as_tensor, compare_tensors
-from ..report.rows import comparison_row
-from ..standards import Layer, Standard, judge
-from .session import LlmSession
+from .hooks import STASH
 
-STASH = pytest.StashKey[LlmSession]()
+if TYPE_CHECKING:
+    from ..dumps.base import Dump
+    from ..matching import Pair
+    from ..metrics import CompareResult
+    from .session import LlmSession
 
 
 def llm_session(config: pytest.Config) -> LlmSession:
-    return config.stash[STASH]
+    return config.stash[STASH].session()
 
 
 class PairTensors:
@@ -89,15 +87,20 @@ def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
     node = request.node
 
     def compare(
-        golden: TensorLike,
-        mine: TensorLike,
+        golden: Any,
+        mine: Any,
         *,
         name: str | None = None,
-        standard: str | Standard | None = None,
-        tolerance: Tolerance | None = None,
+        standard: Any = None,
+        tolerance: Any = None,
         **thresholds: float,
     ) -> CompareResult:
         __tracebackhide__ = True
+        from ..assertions import PrecisionError, failure_message
+        from ..metrics import as_tensor, compare_tensors
+        from ..report.rows import comparison_row
+        from ..standards import Layer, judge
+
         g, m = as_tensor(golden, "golden"), as_tensor(mine, "my")
         call = Layer.from_keywords("call argument", profile=standard, tolerance=tolerance, **thresholds)
         chosen = llm.standard(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..standards import PROFILES, THRESHOLD_KEYWORDS, Rule, Threshold, parse_rules
+from ..names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 
 DEFAULT_REPORT_DIR = "llmprec-report"
 DEFAULT_BASELINE_TOLERANCE = 0.1
@@ -19,7 +19,7 @@ MARKERS = (
 )
 
 
-def _option_name(keyword: str) -> str:
+def option_name(keyword: str) -> str:
     return "--llm-" + keyword.replace("_", "-")
 
 
@@ -47,12 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--llm-standard",
         "llm_standard",
-        f"precision standard profile: {', '.join(PROFILES)} (default: default).",
+        f"precision standard profile: {', '.join(PROFILE_NAMES)} (default: default).",
         metavar="NAME",
     )
     for keyword, (metric, op) in THRESHOLD_KEYWORDS.items():
         group.addoption(
-            _option_name(keyword),
+            option_name(keyword),
             dest=f"llm_{keyword}",
             type=float,
             default=None,
@@ -113,14 +113,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """The plugin's settings: command line first, then ini, then defaults."""
+    """The plugin's settings as given: command line first, then ini, then defaults.
+
+    Reading them imports nothing heavy; rules and thresholds are parsed by the session.
+    """
 
     golden: Path | None
     my: Path | None
     report_dir: Path
     ini_standard: str | None
     cli_standard: str | None
-    cli_thresholds: tuple[Threshold, ...]
+    cli_thresholds: dict[str, float]
     tokens: str | None
     select: tuple[str, ...]
     mapping_file: Path | None
@@ -128,7 +131,7 @@ class Settings:
     baseline_tolerance: float
     update_baseline: bool
     fail_on_unmatched: bool
-    rules: tuple[Rule, ...]
+    rule_lines: tuple[str, ...]
 
     @property
     def compares_dumps(self) -> bool:
@@ -136,7 +139,7 @@ class Settings:
 
 
 def read_settings(config: pytest.Config) -> Settings:
-    """Settings from ``config``; raises ``pytest.UsageError`` naming a bad option or ini line."""
+    """Settings from ``config``; raises ``pytest.UsageError`` naming a bad option or ini value."""
     here = Path(config.invocation_params.dir)
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
 
@@ -148,19 +151,15 @@ def read_settings(config: pytest.Config) -> Settings:
         return ini_dir / ini if ini else None
 
     chosen = config.getoption("llm_standard") or config.getini("llm_standard")
-    if chosen and chosen not in PROFILES:
+    if chosen and chosen not in PROFILE_NAMES:
         raise pytest.UsageError(
-            f"--llm-standard={chosen}: unknown profile; choose one of {', '.join(PROFILES)}"
+            f"--llm-standard={chosen}: unknown profile; choose one of {', '.join(PROFILE_NAMES)}"
         )
-    try:
-        rules = tuple(parse_rules(config.getini("llm_rules")))
-    except ValueError as exc:
-        raise pytest.UsageError(f"ini llm_rules: {exc}") from None
-    thresholds = tuple(
-        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {_option_name(keyword)}")
-        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
+    thresholds = {
+        keyword: config.getoption(f"llm_{keyword}")
+        for keyword in THRESHOLD_KEYWORDS
         if config.getoption(f"llm_{keyword}") is not None
-    )
+    }
     tolerance = config.getoption("llm_baseline_tolerance")
     if tolerance is None:
         text = config.getini("llm_baseline_tolerance")
@@ -182,7 +181,7 @@ def read_settings(config: pytest.Config) -> Settings:
         baseline_tolerance=tolerance,
         update_baseline=config.getoption("llm_update_baseline"),
         fail_on_unmatched=config.getoption("llm_fail_on_unmatched") or config.getini("llm_fail_on_unmatched"),
-        rules=rules,
+        rule_lines=tuple(config.getini("llm_rules")),
     )
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")

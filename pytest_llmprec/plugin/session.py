@@ -17,12 +17,13 @@ import pytest
 from ..dumps.base import Dump
 from ..errors import DumpFormatError, LlmprecError
 from ..matching import MatchOptions, MatchResult, NameMapping, Pair, match_dumps, parse_tokens
+from ..names import THRESHOLD_KEYWORDS
 from ..report.baseline import Baseline, write_baseline
 from ..report.csv_files import write_csv
 from ..report.rows import COLUMNS, row_sort_key
 from ..report.summary import summary_lines
-from ..standards import Layer, Standard, resolve_standard, rule_layer
-from .options import Settings
+from ..standards import Layer, Standard, Threshold, parse_rules, resolve_standard, rule_layer
+from .options import Settings, option_name
 
 UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
 
@@ -39,6 +40,14 @@ class LlmSession:
         self._match: MatchResult | None = None
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="llmprec-prefetch")
         self._prefetched: dict[str, Future] = {}
+        try:
+            self.rules = parse_rules(settings.rule_lines)
+        except ValueError as exc:
+            raise pytest.UsageError(f"ini llm_rules: {exc}") from None
+        self.cli_thresholds = tuple(
+            Threshold(*THRESHOLD_KEYWORDS[keyword], value, f"command line {option_name(keyword)}")
+            for keyword, value in settings.cli_thresholds.items()
+        )
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
             self.mapping = NameMapping.load(settings.mapping_file) if settings.mapping_file else None
@@ -97,7 +106,7 @@ class LlmSession:
         layers = []
         if self.settings.ini_standard:
             layers.append(Layer("ini llm_standard", profile=self.settings.ini_standard))
-        matched = rule_layer(self.settings.rules, name)
+        matched = rule_layer(self.rules, name)
         if matched is not None:
             layers.append(matched)
         if marker is not None:
@@ -110,7 +119,7 @@ class LlmSession:
                 )
             except ValueError as exc:
                 raise LlmprecError(f"@pytest.mark.llm_precision: {exc}") from None
-        layers.append(Layer("command line", self.settings.cli_standard, self.settings.cli_thresholds))
+        layers.append(Layer("command line", self.settings.cli_standard, self.cli_thresholds))
         if call is not None:
             layers.append(call)
         return layers
