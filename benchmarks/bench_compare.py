@@ -1,0 +1,158 @@
+"""Wall time and peak memory of ``pytest --llm-golden --llm-my`` on a realistic torch-dump pair.
+
+Builds (in a temporary folder, removed afterwards) two msit-layout PyTorch dumps of a
+Llama-shaped transformer with hidden size 2048 and a 384-token prompt over several tokens:
+activation files of megabytes (hidden states, q/k/v, the MLP's 5632-wide intermediates) plus
+the many small files a real dump also has (masks, norms' weights-sized inputs, position ids).
+The golden is float32; "my" is the same data with relative noise of 1e-4 (every pair passes).
+
+Measured, with the page cache warm:
+  read floor   a separate Python process that imports torch and torch.load()s every file
+               of both dumps once (the least any comparison must do);
+  serial       pytest --llm-golden=G --llm-my=M -q;
+  -n 2         the same with pytest-xdist on two workers.
+Peak RSS is the largest resident set of any process of the run (ru_maxrss of the children).
+
+Run: python benchmarks/bench_compare.py [--layers 6] [--tokens 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HIDDEN, INTERMEDIATE, HEADS = 2048, 5632, 16
+
+READ_FLOOR = """
+import sys, torch
+for path in sys.argv[1:]:
+    torch.load(path, weights_only=True)
+"""
+
+RUN_MEASURED = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+def module_tensors(seq: int, generator: torch.Generator) -> dict[str, dict[str, torch.Tensor]]:
+    """One decoder layer's dumped tensors, keyed by module suffix and file stem."""
+
+    def act(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    hidden = (1, seq, HIDDEN)
+    return {
+        "input_layernorm": {"input_0": act(*hidden), "output": act(*hidden)},
+        "self_attn.q_proj": {"output": act(*hidden)},
+        "self_attn.k_proj": {"output": act(*hidden)},
+        "self_attn.v_proj": {"output": act(*hidden)},
+        "self_attn.rotary_emb": {"input_0": act(1, HEADS, seq, 128), "output": act(1, HEADS, seq, 128)},
+        "self_attn.o_proj": {"input_0": act(*hidden), "output": act(*hidden)},
+        "self_attn": {"input_0": act(*hidden), "input_1": torch.ones(1, 1, 64, 64, dtype=torch.bool),
+                      "output": act(*hidden)},
+        "post_attention_layernorm": {"output": act(*hidden)},
+        "mlp.gate_proj": {"output": act(1, seq, INTERMEDIATE)},
+        "mlp.up_proj": {"output": act(1, seq, INTERMEDIATE)},
+        "mlp.act_fn": {"output": act(1, seq, INTERMEDIATE)},
+        "mlp.down_proj": {"input_0": act(1, seq, INTERMEDIATE), "output": act(*hidden)},
+        "mlp": {"output": act(*hidden)},
+        "": {"input_1": torch.arange(seq).unsqueeze(0), "output": act(*hidden)},
+    }  # fmt: skip
+
+
+def small_files(generator: torch.Generator) -> dict[str, dict[str, torch.Tensor]]:
+    """The many small tensors of a real dump: scalars, norms' statistics, ids, flags."""
+    return {
+        f"rotary_cache.{i}": {"output": torch.randn(64, generator=generator), "input_0": torch.tensor([i])}
+        for i in range(40)
+    }
+
+
+def write_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, Path, int]:
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.Generator().manual_seed(1)
+    roots = {side: folder / side / "msit_dump_20261122_000000" for side in ("golden", "my")}
+    tree = {"name": "root", "type": "LlamaForCausalLM", "children": []}
+    total = 0
+    for token in range(tokens):
+        modules: dict[str, dict[str, torch.Tensor]] = {}
+        for layer in range(layers):
+            for suffix, leaves in module_tensors(seq, generator).items():
+                modules[f"root.model.layers.{layer}" + (f".{suffix}" if suffix else "")] = leaves
+        modules.update({f"root.model.{k}": v for k, v in small_files(generator).items()})
+        for module, leaves in modules.items():
+            for leaf, golden in leaves.items():
+                my = golden
+                if golden.is_floating_point():
+                    my = golden * (1 + 1e-4 * torch.randn(golden.shape, generator=noise))
+                for side, tensor in (("golden", golden), ("my", my)):
+                    path = roots[side] / "torch_tensors" / "cpu_1" / str(token) / module / f"{leaf}.pth"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(tensor, path)
+                    total += path.stat().st_size
+    for side in roots.values():
+        (side / "torch_tensors" / "cpu_1" / "model_tree.json").write_text(json.dumps(tree))
+    return roots["golden"], roots["my"], total
+
+
+def measured(command: list[str], cwd: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in MiB of any child process, exit code)."""
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_MEASURED, *command], cwd=cwd, capture_output=True, text=True
+    )
+    wall, rss_kib, code = out.stdout.split()
+    return float(wall), int(rss_kib) / 1024, int(code)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--tokens", type=int, default=3)
+    parser.add_argument("--seq", type=int, default=384)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="llmprec-bench-compare-"))
+    try:
+        start = time.perf_counter()
+        golden, my, total = write_pair(folder, args.layers, args.tokens, args.seq)
+        files = sorted(str(p) for p in folder.rglob("*.pth"))
+        print(
+            f"dump pair: {len(files)} files, {total / 2**30:.2f} GiB "
+            f"(hidden {HIDDEN}, seq {args.seq}, {args.layers} layers x {args.tokens} tokens), "
+            f"written in {time.perf_counter() - start:.0f} s"
+        )
+        work = folder / "run"
+        work.mkdir()
+        pytest_cmd = [sys.executable, "-m", "pytest", f"--llm-golden={golden}", f"--llm-my={my}", "-q",
+                      "-p", "no:cacheprovider", f"--llm-report-dir={folder / 'report'}"]  # fmt: skip
+        runs = {
+            "read floor": [sys.executable, "-c", READ_FLOOR, *files],
+            "serial": pytest_cmd,
+            "-n 2": [*pytest_cmd, "-n", "2"],
+        }
+        measured(runs["read floor"], work)  # warm the page cache
+        results = {}
+        for name, command in runs.items():
+            best = min((measured(command, work) for _ in range(args.repeats)), key=lambda r: r[0])
+            results[name] = best
+            wall, rss, code = best
+            print(f"{name:<11} {wall:7.2f} s   peak RSS {rss:7.0f} MiB   exit {code}")
+        floor, serial, parallel = (results[name][0] for name in runs)
+        print(f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
