@@ -30,6 +30,10 @@ _EXPORTS = {
     "assert_sqnr": "assertions",
     "assert_ulp": "assertions",
     "assert_precision": "assertions",
+    "DumpConfig": "capture.config",
+    "register_hook": "capture.hooks",
+    "dump_data": "capture.manual",
+    "seed_all": "capture.seed",
     "DumpFormatError": "errors",
     "LlmprecError": "errors",
 }
@@ -49,6 +53,10 @@ if TYPE_CHECKING:
         assert_sqnr,
         assert_ulp,
     )
+    from .capture.config import DumpConfig
+    from .capture.hooks import register_hook
+    from .capture.manual import dump_data
+    from .capture.seed import seed_all
     from .errors import DumpFormatError, LlmprecError
     from .metrics import CompareResult, compare_tensors, row_kl_divergence
     from .standards import Standard, Threshold, Verdict, get_standard, judge

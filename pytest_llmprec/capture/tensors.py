@@ -1,0 +1,102 @@
+"""Tensor helpers of the dumpers: file stems of nested values, host copies, statistics rows."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+
+STATISTICS_HEADER = "NodeName,NodeType,InputOutput,Index,DataType,Shape,Max,Min,Mean,L2Norm\n"
+ANALYZE_HEADER = "Node Name,Node Type,Tensor Path,dtype,shape,max,min,variance,mean\n"
+
+
+def tensor_leaves(stem: str, value: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(stem, tensor)`` pairs of a value: a tuple/list (or a mapping's values) adds ``_i`` per level."""
+    if isinstance(value, torch.Tensor):
+        if value.device.type != "meta":
+            yield stem, value
+    elif isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            yield from tensor_leaves(f"{stem}_{index}", item)
+    elif isinstance(value, Mapping):
+        for index, item in enumerate(value.values()):
+            yield from tensor_leaves(f"{stem}_{index}", item)
+
+
+def input_leaves(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> list[tuple[str, torch.Tensor]]:
+    """Positional arguments as ``input_i`` (nested ``input_i_j``), keyword ones as ``kwarg_{name}``."""
+    leaves = [leaf for index, arg in enumerate(args) for leaf in tensor_leaves(f"input_{index}", arg)]
+    for name, value in (kwargs or {}).items():
+        leaves.extend(tensor_leaves(f"kwarg_{name}", value))
+    return leaves
+
+
+def output_leaves(output: Any) -> list[tuple[str, torch.Tensor]]:
+    """A single tensor as ``output``; a tuple/list (or mapping) as ``output_i`` (nested ``output_i_j``)."""
+    return list(tensor_leaves("output", output))
+
+
+def host_copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Private, compact CPU copies (CUDA: asynchronous copies into pinned memory, then one wait)."""
+    copies = []
+    cuda_devices = set()
+    for tensor in tensors:
+        tensor = tensor.detach()
+        if tensor.device.type == "cpu":
+            copies.append(tensor.clone())
+        elif tensor.is_cuda:
+            host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            host.copy_(tensor, non_blocking=True)
+            copies.append(host)
+            cuda_devices.add(tensor.device)
+        else:
+            copies.append(tensor.to("cpu"))
+    for device in cuda_devices:
+        torch.cuda.current_stream(device).synchronize()
+    return copies
+
+
+def tensor_statistics(tensor: torch.Tensor, variance: bool = False) -> list[float]:
+    """``[max, min, mean, l2norm]`` (plus the unbiased variance) of the tensor cast to float32."""
+    values = tensor.detach()
+    values = values.abs() if values.is_complex() else values
+    values = values.float()
+    count = values.numel()
+    if count == 0:
+        stats = [math.nan, math.nan, math.nan, 0.0]
+        return [*stats, math.nan] if variance else stats
+    parts = [values.max(), values.min(), values.mean(), torch.linalg.vector_norm(values)]
+    if variance:
+        parts.append(values.var() if count > 1 else values.new_tensor(math.nan))
+    return torch.stack(parts).tolist()
+
+
+def shape_text(tensor: torch.Tensor) -> str:
+    return str(tuple(tensor.shape))
+
+
+def statistics_row(node: str, node_type: str, stem: str, tensor: torch.Tensor, stats: list[float]) -> str:
+    """One ``statistics.csv`` line; ``InputOutput``/``Index`` from the file stem as msit derives them."""
+    role = "Input" if stem.startswith(("input", "kwarg")) else "Output"
+    last = stem.rsplit("_", 1)[-1]
+    index = int(last) if "_" in stem and last.isdigit() else 0
+    cells = [node, node_type, role, str(index), str(tensor.dtype), shape_text(tensor)]
+    return ",".join([_quoted(cell) for cell in cells] + [repr(value) for value in stats[:4]]) + "\n"
+
+
+def analyze_row(node: str, node_type: str, path: str, tensor: torch.Tensor, stats: list[float]) -> str:
+    """One ``tensor_analyze.csv`` line: max, min, variance, mean."""
+    maximum, minimum, mean, _, var = stats
+    cells = [node, node_type, path, str(tensor.dtype), shape_text(tensor)]
+    return (
+        ",".join([_quoted(cell) for cell in cells] + [repr(maximum), repr(minimum), repr(var), repr(mean)])
+        + "\n"
+    )
+
+
+def _quoted(text: str) -> str:
+    if any(char in text for char in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text

@@ -1,0 +1,122 @@
+"""The background writer: bounded memory, atomic files, errors surfaced, nothing lost at exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from capture_helpers import EXAMPLES, hidden_files, load, names
+
+from pytest_llmprec import DumpConfig, register_hook
+from pytest_llmprec.capture import writer as writer_module
+from pytest_llmprec.capture.writer import DumpWriteError, DumpWriter, atomic_write
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "t.pth"
+
+    def fails_half_way(temporary: str) -> None:
+        Path(temporary).write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(str(target), fails_half_way)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(str(target), lambda temporary: Path(temporary).write_bytes(b"whole"))
+    assert names(tmp_path) == {"t.pth"}
+    assert target.read_bytes() == b"whole"
+
+
+def test_submit_waits_while_the_queue_is_full():
+    writer = DumpWriter(max_pending_bytes=100)
+    release = threading.Event()
+    done: list[str] = []
+    writer.submit(lambda: (release.wait(), done.append("first")), nbytes=80)
+    second = threading.Thread(target=writer.submit, args=(lambda: done.append("second"), 80))
+    second.start()
+    second.join(timeout=0.3)
+    assert second.is_alive(), "a submit over the byte bound must wait"
+    release.set()
+    second.join(timeout=10)
+    assert not second.is_alive()
+    writer.close()
+    assert done == ["first", "second"]
+
+
+def test_one_job_larger_than_the_bound_still_runs():
+    writer = DumpWriter(max_pending_bytes=10)
+    done: list[int] = []
+    writer.submit(lambda: done.append(1), nbytes=1000)
+    writer.close()
+    assert done == [1]
+
+
+def test_write_errors_are_raised_at_remove(tmp_path, model, prompt, monkeypatch):
+    original = writer_module.save_tensor_atomic
+
+    def failing(path: str, tensor: torch.Tensor) -> None:
+        if "lm_head" in path:
+            raise OSError(f"cannot write {path}")
+        original(path, tensor)
+
+    monkeypatch.setattr(writer_module, "save_tensor_atomic", failing)
+    handle = register_hook(model, DumpConfig(dump_path=tmp_path))
+    with torch.no_grad():
+        model(prompt)
+    with pytest.raises(DumpWriteError, match=r"2 dump write\(s\) failed") as caught:
+        handle.remove()
+    assert all("lm_head" in str(error) for error in caught.value.errors)
+    assert names(handle.dump_dir / "0" / "root") == {"input_0.pth", "output.pth"}
+    assert list((handle.dump_dir / "0" / "root.lm_head").glob("*")) == []
+    assert hidden_files(tmp_path) == []
+
+
+def test_write_errors_do_not_hide_the_exception_of_a_with_block(tmp_path, model, prompt, monkeypatch):
+    monkeypatch.setattr(writer_module, "save_tensor_atomic", lambda path, tensor: 1 / 0)
+    with (
+        pytest.raises(KeyError),
+        pytest.warns(UserWarning, match="dump write"),
+        register_hook(model, DumpConfig(dump_path=tmp_path)),
+        torch.no_grad(),
+    ):
+        model(prompt)
+        raise KeyError("the user's error")
+
+
+def test_files_are_flushed_at_exit_without_remove(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(ROOT)!r}, {str(EXAMPLES)!r}]
+        import tiny_llm
+        from pytest_llmprec import DumpConfig, register_hook
+        model = tiny_llm.build_model(seed=0)
+        register_hook(model, DumpConfig(dump_path={str(tmp_path)!r}, token_range=[0, 1, 2], writer_queue_mb=1))
+        ids = tiny_llm.generate(model, tiny_llm.sample_prompt(length=6), 3)
+        import torch
+        torch.save(ids, {str(tmp_path / "ids.pth")!r})
+        print(__import__("os").getpid())
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.split()[-1])
+    (dump,) = tmp_path.glob(f"msit_dump_*/torch_tensors/cpu_{pid}")
+    assert names(dump) == {"0", "1", "2", "model_tree.json", "execution_order.json"}
+    ids = load(tmp_path / "ids.pth")
+    model_count = len(list((dump / "0").iterdir()))
+    for token in range(3):
+        assert len(list((dump / str(token)).iterdir())) == model_count
+        assert torch.equal(load(dump / str(token) / "root" / "input_0.pth"), ids[:, : 6 + token])
+        for file in (dump / str(token)).rglob("*.pth"):
+            load(file)
+    assert hidden_files(tmp_path) == []
+    assert os.path.getsize(dump / "execution_order.json") > 0
