@@ -31,3 +31,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info pytest_llmprec/*.so llmprec-report
+
+# Regenerate the GE dump protobuf module. grpcio-tools 1.63.0 bundles protoc
+# 26.1, whose output loads on every protobuf runtime >= 5.26; --no-deps keeps
+# the installed protobuf runtime as it is.
+.PHONY: proto
+proto: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps "grpcio-tools==1.63.0"
+	$(BIN)/python -m grpc_tools.protoc -I pytest_llmprec/formats --python_out=pytest_llmprec/formats \
+		pytest_llmprec/formats/ge_dump.proto

@@ -34,6 +34,9 @@ _EXPORTS = {
     "register_hook": "capture.hooks",
     "dump_data": "capture.manual",
     "seed_all": "capture.seed",
+    "Dump": "dumps",
+    "TensorRecord": "dumps",
+    "load_dump": "dumps",
     "DumpFormatError": "errors",
     "LlmprecError": "errors",
 }
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from .capture.hooks import register_hook
     from .capture.manual import dump_data
     from .capture.seed import seed_all
+    from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
     from .metrics import CompareResult, compare_tensors, row_kl_divergence
     from .standards import Standard, Threshold, Verdict, get_standard, judge

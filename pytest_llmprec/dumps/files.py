@@ -1,0 +1,107 @@
+"""Plain tensor files: one file, or a folder tree of ``.pt .pth .npy .npz .bin .safetensors`` files.
+
+Each file is keyed by its path relative to the folder without the extension (``layers/0/attn``);
+containers (``.npz``, ``.safetensors``) give one record per member, listed from their headers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import DumpFormatError
+from .base import Dump, DumpProblem, natural_key
+from .ordering import build_records
+from .walk import SafeWalker
+
+SINGLE_TENSOR_SUFFIXES = (".pt", ".pth", ".npy", ".bin")
+CONTAINER_SUFFIXES = (".npz", ".safetensors")
+SUFFIXES = SINGLE_TENSOR_SUFFIXES + CONTAINER_SUFFIXES
+
+
+def _is_tensor_file(name: str) -> bool:
+    return name.endswith(SUFFIXES)
+
+
+def _contains_tensor_file(folder: str) -> bool:
+    pending = [folder]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as it:
+                for entry in it:
+                    if entry.is_file() and _is_tensor_file(entry.name):
+                        return True
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+        except OSError:
+            continue
+    return False
+
+
+def locate(path: str | os.PathLike[str]) -> str | None:
+    """``path`` when it is a tensor file or a folder holding one (at any depth), else None."""
+    path = os.path.abspath(path)
+    if os.path.isfile(path):
+        return path if _is_tensor_file(os.path.basename(path)) else None
+    return path if os.path.isdir(path) and _contains_tensor_file(path) else None
+
+
+def load_files(path: str | os.PathLike[str]) -> Dump:
+    """Index one tensor file or every tensor file below a folder."""
+    location = locate(path)
+    if location is None:
+        raise DumpFormatError(path, f"no tensor file ({' '.join(SUFFIXES)}) found")
+    return index_files(location)
+
+
+def _stem(name: str) -> str:
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def index_files(location: str) -> Dump:
+    """Index the file or folder found by :func:`locate`."""
+    problems: list[DumpProblem] = []
+    if os.path.isfile(location):
+        found = [(_stem(os.path.basename(location)), location)]
+    else:
+        found = []
+        walker = SafeWalker(location, problems)
+        pending = [("", location)]
+        while pending:
+            prefix, folder = pending.pop()
+            folders, files = walker.listdir(folder)
+            found += [
+                (prefix + _stem(entry.name), entry.path) for entry in files if _is_tensor_file(entry.name)
+            ]
+            pending += [(f"{prefix}{entry.name}/", entry.path) for entry in folders]
+    found.sort(key=lambda item: tuple(natural_key(part) for part in item[0].split("/")))
+    rows: list[tuple[Any, ...]] = []
+    seen: dict[str, str] = {}
+    for node, path in found:
+        if node in seen:
+            problems.append(DumpProblem(path, f"same name as {seen[node]} without the extension, ignored"))
+            continue
+        seen[node] = path
+        for member in _members(path, problems):
+            leaf = "tensor" if member is None else member
+            rows.append(((len(rows),), path, 0, node, leaf, "tensor", 0, "", None, member))
+    return Dump("files", Path(location), build_records(rows), problems, {})
+
+
+def _members(path: str, problems: list[DumpProblem]) -> list[str | None]:
+    """The members of a container file (from its header), or ``[None]`` for a single-tensor file."""
+    if not path.endswith(CONTAINER_SUFFIXES):
+        return [None]
+    from ..formats import list_members
+
+    try:
+        return list(list_members(path))
+    except DumpFormatError as exc:
+        problems.append(DumpProblem(path, exc.problem))
+    except OSError as exc:
+        problems.append(DumpProblem(path, f"cannot read: {exc.strerror or exc}"))
+    return []

@@ -1,0 +1,112 @@
+"""load_dump: layout detection, forced kinds, failures, and problems that do not lose the dump."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dump_trees import save_pth, write_json
+
+import pytest_llmprec
+from pytest_llmprec.dumps import KINDS, detect_kind, load_dump, walk
+from pytest_llmprec.errors import DumpFormatError
+
+
+def test_public_export(bloom_torch_dump: Path) -> None:
+    dump = pytest_llmprec.load_dump(bloom_torch_dump)
+    assert isinstance(dump, pytest_llmprec.Dump)
+    assert isinstance(dump.records[0], pytest_llmprec.TensorRecord)
+
+
+def test_detect_kind(bloom_torch_dump: Path, bloom_atb_dump: Path, tmp_path: Path) -> None:
+    assert detect_kind(bloom_torch_dump) == "torch"
+    assert detect_kind(bloom_atb_dump / "tensors") == "atb"
+    assert detect_kind(bloom_torch_dump / "torch_tensors/npu3_4242/0/root/output.pth") == "files"
+    (tmp_path / "empty").mkdir()
+    assert detect_kind(tmp_path / "empty") is None
+
+
+def test_forced_kind(bloom_torch_dump: Path) -> None:
+    dump = load_dump(bloom_torch_dump / "torch_tensors/npu3_4242/0", kind="files")
+    assert dump.kind == "files"
+    assert dump.records[0].node == "root/input_0"
+    with pytest.raises(DumpFormatError, match="looked for: ATB dump") as info:
+        load_dump(bloom_torch_dump, kind="atb")
+    assert info.value.path == str(bloom_torch_dump)
+
+
+def test_unknown_kind_and_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown dump kind 'tensorflow'"):
+        load_dump(tmp_path, kind="tensorflow")
+    with pytest.raises(DumpFormatError, match="no such file or folder"):
+        load_dump(tmp_path / "missing")
+
+
+def test_nothing_recognisable_lists_what_was_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DumpFormatError) as info:
+        load_dump(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path}: no recognisable dump layout; looked for: ")
+    assert len(message.split("looked for: ")[1].split("; ")) == len(KINDS)
+    assert "model_tree.json" in message and "dump.json" in message
+
+
+def test_unreadable_folder_is_a_problem_and_the_rest_loads(bloom_torch_dump: Path, monkeypatch) -> None:
+    blocked = str(bloom_torch_dump / "torch_tensors/npu3_4242/1")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == blocked:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    dump = load_dump(bloom_torch_dump)
+    assert [(p.path, p.message) for p in dump.problems] == [
+        (blocked, "cannot list folder: Permission denied")
+    ]
+    assert dump.tokens() == [0, 2, 10, "weights"]
+
+
+def test_oversized_json_is_not_parsed(bloom_torch_dump: Path, monkeypatch) -> None:
+    monkeypatch.setattr(walk, "JSON_SIZE_LIMIT", 100)
+    dump = load_dump(bloom_torch_dump)
+    assert len(dump.problems) == 1
+    assert "exceeds the 100-byte limit" in dump.problems[0].message
+    assert {r.node_type for r in dump.records} == {""}
+
+
+def test_json_file_linked_out_of_the_root_is_not_read(tmp_path: Path) -> None:
+    outside = write_json(tmp_path / "elsewhere" / "model_tree.json", {"name": "root", "type": "Secret"})
+    device = tmp_path / "msit_dump_20240102_030405" / "torch_tensors" / "npu0_1"
+    save_pth(device / "0" / "root" / "output.pth")
+    (device / "model_tree.json").symlink_to(outside)
+    dump = load_dump(device)
+    assert [r.node_type for r in dump.records] == [""]
+    assert "outside the dump root" in dump.problems[0].message
+
+
+def test_directory_named_like_a_file(tmp_path: Path) -> None:
+    device = tmp_path / "torch_tensors" / "npu0_1"
+    (device / "model_tree.json").mkdir(parents=True)
+    save_pth(device / "0" / "root" / "output.pth")
+    (device / "0" / "root" / "output_1.pth").mkdir()
+    dump = load_dump(device)
+    assert [r.leaf for r in dump.records] == ["output"]
+    names = sorted(Path(p.path).name for p in dump.problems)
+    assert names == ["model_tree.json"]
+
+
+def test_indexing_does_not_import_torch(bloom_torch_dump: Path, bloom_atb_dump: Path) -> None:
+    assert bloom_torch_dump == bloom_atb_dump  # one msit_dump folder holding both dumps: torch is found first
+    code = (
+        "import sys, pytest_llmprec\n"
+        f"assert len(pytest_llmprec.load_dump({str(bloom_torch_dump)!r})) == 119\n"
+        f"assert len(pytest_llmprec.load_dump({str(bloom_atb_dump)!r}, kind='atb')) == 60\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(pytest_llmprec.__file__).parent.parent)
