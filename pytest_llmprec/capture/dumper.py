@@ -10,7 +10,8 @@ Layout written::
 A ``Dumper`` is driven by forward hooks (``on_pre``/``on_post``): the per-module hooks of
 ``register_hook`` (``hooks.py``) or the global module hooks of ``llmprec dump --exec``
 (``startup.py``). Api mode routes torch function calls through a ``TorchFunctionMode``.
-Dumps still open at interpreter exit are flushed by an ``atexit`` handler.
+Dumps still open at interpreter exit are flushed by an ``atexit`` handler. A forked child
+process does not inherit the dumps of its parent (their writer thread does not survive the fork).
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Dumper:
     def __init__(self, model: nn.Module, config: DumpConfig, timestamp: str | None = None) -> None:
         self.root = model
         self.config = config
+        self.pid = os.getpid()
         self._names = {id(module): name for name, module in model.named_modules(prefix=ROOT)}
         device = model_device(model)
         self.device_selected = config.device_id is None or (
@@ -166,7 +168,7 @@ class Dumper:
         """Before ``module.forward``; ``kwargs`` None means they are only known after (global hooks)."""
         stack = self._stack()
         if not stack:
-            if module is not self.root or self._closed:
+            if module is not self.root or self._closed or os.getpid() != self.pid:
                 return
             self._begin_token()
             name = ROOT
@@ -188,7 +190,7 @@ class Dumper:
     def on_post(self, module: nn.Module, kwargs: dict[str, Any], output: Any) -> None:
         """After ``module.forward`` (also after it raised, then ``output`` is None)."""
         stack = self._stack()
-        if not any(call.module is module for call in stack):
+        if os.getpid() != self.pid or not any(call.module is module for call in stack):
             return
         while stack[-1].module is not module:
             stack.pop()
@@ -341,3 +343,4 @@ def close_open_dumpers() -> None:
 
 
 atexit.register(close_open_dumpers)
+os.register_at_fork(after_in_child=_open_dumpers.clear)

@@ -47,6 +47,8 @@ class GlobalCapture:
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         depth = getattr(self._depth, "value", 0)
         self._depth.value = depth + 1
+        if self.dumper is not None and self.dumper.pid != os.getpid():
+            self.dumper = None  # a forked child dumps on its own
         if depth == 0 and self.dumper is None:
             self._consider_root(module)
         if self.dumper is not None:

@@ -91,22 +91,28 @@ def test_write_errors_do_not_hide_the_exception_of_a_with_block(tmp_path, model,
         raise KeyError("the user's error")
 
 
-def test_files_are_flushed_at_exit_without_remove(tmp_path):
+def test_files_are_flushed_at_exit_without_remove_and_forked_children_do_not_dump(tmp_path):
     script = textwrap.dedent(
         f"""
-        import sys
+        import os, sys
         sys.path[:0] = [{str(ROOT)!r}, {str(EXAMPLES)!r}]
-        import tiny_llm
+        import tiny_llm, torch
         from pytest_llmprec import DumpConfig, register_hook
         model = tiny_llm.build_model(seed=0)
-        register_hook(model, DumpConfig(dump_path={str(tmp_path)!r}, token_range=[0, 1, 2], writer_queue_mb=1))
+        config = DumpConfig(dump_path={str(tmp_path)!r}, token_range=[0, 1, 2, 3], writer_queue_mb=1)
+        register_hook(model, config)
         ids = tiny_llm.generate(model, tiny_llm.sample_prompt(length=6), 3)
-        import torch
+        child = os.fork()
+        if child == 0:
+            torch.set_num_threads(1)  # torch's OpenMP pool does not survive a fork
+            model(ids)
+            sys.exit(0)  # runs the child's atexit handlers: they must not wait for the parent's writer
+        assert os.waitpid(child, 0)[1] == 0
         torch.save(ids, {str(tmp_path / "ids.pth")!r})
-        print(__import__("os").getpid())
+        print(os.getpid())
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     pid = int(result.stdout.split()[-1])
     (dump,) = tmp_path.glob(f"msit_dump_*/torch_tensors/cpu_{pid}")
