@@ -35,6 +35,7 @@ from .config import DumpConfig, dump_timestamp
 from .tensors import (
     ANALYZE_HEADER,
     STATISTICS_HEADER,
+    WrittenTensors,
     analyze_row,
     host_copies,
     input_leaves,
@@ -156,6 +157,7 @@ class Dumper:
         self._active = False
         self._api_mode: _ApiMode | None = None
         self._calls: dict[str, int] = {}
+        self._written = WrittenTensors()
         self._order: dict[int, list[str]] = {}
         self._last_output: tuple[str, Any] | None = None
         self._closed = False
@@ -230,6 +232,7 @@ class Dumper:
         self._token += 1
         self._active = self.device_selected and self.config.selects_token(self._token)
         self._calls = {}
+        self._written.clear()
         self._last_output = None
         if self._active and self.apis:
             self._api_mode = _ApiMode(self)
@@ -289,9 +292,22 @@ class Dumper:
                     row = analyze_row(call.folder, call.node_type, path, tensor, stats)
                     self.writer.append_text(str(self.root_dir / "tensor_analyze.csv"), row, ANALYZE_HEADER)
         if config.save_tensors:
-            for (stem, _), copy in zip(leaves, host_copies(tensors), strict=True):
-                self.writer.save_tensor(str(folder / f"{stem}.pth"), copy)
+            self._save(folder, leaves)
         call.wrote = True
+
+    def _save(self, folder: Path, leaves: list[tuple[str, torch.Tensor]]) -> None:
+        """Queue the files; a tensor already written in this token unchanged is hard-linked, not copied."""
+        new = []
+        for stem, tensor in leaves:
+            path = str(folder / f"{stem}.pth")
+            earlier = self._written.path_of(tensor)
+            if earlier is None:
+                new.append((path, tensor))
+            else:
+                self.writer.link(earlier, path)
+        for (path, tensor), copy in zip(new, host_copies([tensor for _, tensor in new]), strict=True):
+            self.writer.save_tensor(path, copy)
+            self._written.add(tensor, path)
 
     def _statistics(self, tensors: list[torch.Tensor]) -> list[list[float]]:
         return [tensor_statistics(tensor, variance=self.config.analyze) for tensor in tensors]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,43 @@ def host_copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     for device in cuda_devices:
         torch.cuda.current_stream(device).synchronize()
     return copies
+
+
+class WrittenTensors:
+    """The file written for each tensor seen in this token, to find a tensor seen again unchanged.
+
+    A tensor matches an earlier one when it has the same device, dtype, data pointer, shape and
+    strides, the earlier tensor is still alive and still at that address, and neither was changed
+    in place since (version counter). Only weak references are kept.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[object, ...], tuple[weakref.ref[torch.Tensor], int, str]] = {}
+
+    @staticmethod
+    def _key(tensor: torch.Tensor) -> tuple[object, ...]:
+        return (tensor.device, tensor.dtype, tensor.data_ptr(), tuple(tensor.shape), tensor.stride())
+
+    def path_of(self, tensor: torch.Tensor) -> str | None:
+        """The file already holding exactly ``tensor``'s values, or None."""
+        entry = self._entries.get(self._key(tensor))
+        if entry is None:
+            return None
+        reference, version, path = entry
+        earlier = reference()
+        unchanged = (
+            earlier is not None
+            and earlier.data_ptr() == tensor.data_ptr()
+            and earlier._version == version
+            and tensor._version == version
+        )
+        return path if unchanged else None
+
+    def add(self, tensor: torch.Tensor, path: str) -> None:
+        self._entries[self._key(tensor)] = (weakref.ref(tensor), tensor._version, path)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def tensor_statistics(tensor: torch.Tensor, variance: bool = False) -> list[float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +52,18 @@ def write_text_atomic(path: str, text: str) -> None:
     atomic_write(path, write)
 
 
+def link_atomic(path: str, source: str) -> None:
+    """Make ``path`` a hard link to ``source`` (a copy where the file system has no hard links)."""
+
+    def link(temporary: str) -> None:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+
+    atomic_write(path, link)
+
+
 def save_tensor_atomic(path: str, tensor: Any) -> None:
     import torch
 
@@ -89,6 +102,10 @@ class DumpWriter:
         """Queue ``torch.save(tensor, path)`` (atomic); ``tensor`` must be a private CPU copy."""
         nbytes = tensor.untyped_storage().nbytes()
         self.submit(lambda: self._in_folder(path, save_tensor_atomic, tensor), nbytes)
+
+    def link(self, source: str, path: str) -> None:
+        """Queue ``path`` as a hard link to ``source`` (written by an earlier job)."""
+        self.submit(lambda: self._in_folder(path, link_atomic, source))
 
     def write_text(self, path: str, text: str) -> None:
         self.submit(lambda: self._in_folder(path, write_text_atomic, text), len(text))

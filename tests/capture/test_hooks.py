@@ -351,6 +351,50 @@ def test_inputs_are_captured_before_forward_changes_them(tmp_path):
     assert torch.equal(load(handle.dump_dir / "0" / "root" / "output.pth"), torch.full((3,), 2.0))
 
 
+def test_a_tensor_seen_again_unchanged_is_hard_linked(tmp_path, model, prompt):
+    handle, _ = run(model, prompt, DumpConfig(dump_path=tmp_path))
+    token = handle.dump_dir / "0"
+
+    def file(folder: str, name: str):
+        return token / folder / f"{name}.pth"
+
+    attention = "root.model.layers.0.self_attn"
+    assert file("root.lm_head", "output").samefile(file("root", "output"))
+    assert file(f"{attention}.q_proj", "input_0").samefile(file(f"{attention}.k_proj", "input_0"))
+    assert file(attention, "input_0").samefile(file(f"{attention}.v_proj", "input_0"))
+    assert not file("root.lm_head", "output").samefile(file("root.lm_head", "input_0"))
+    assert not file(f"{attention}.rotary_emb", "output").samefile(file(f"{attention}.rotary_emb@1", "output"))
+
+
+def test_a_tensor_changed_in_place_is_written_again(tmp_path):
+    class Producer(nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    class Doubler(nn.Module):
+        def forward(self, x):
+            return x.mul_(2)
+
+    class Chain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p, self.q = Producer(), Doubler()
+
+        def forward(self, x):
+            return self.q(self.p(x))
+
+    model = Chain()
+    with register_hook(model, DumpConfig(dump_path=tmp_path)) as handle:
+        model(torch.zeros(3))
+    token = handle.dump_dir / "0"
+    assert torch.equal(load(token / "root.p" / "output.pth"), torch.ones(3))
+    assert torch.equal(load(token / "root.q" / "input_0.pth"), torch.ones(3))
+    assert torch.equal(load(token / "root.q" / "output.pth"), torch.full((3,), 2.0))
+    assert (token / "root.q" / "input_0.pth").samefile(token / "root.p" / "output.pth")
+    assert not (token / "root.q" / "output.pth").samefile(token / "root.p" / "output.pth")
+    assert (token / "root" / "output.pth").samefile(token / "root.q" / "output.pth")
+
+
 def test_removed_handle_stops_dumping_and_handles_are_independent(tmp_path, model, prompt):
     config = DumpConfig(dump_path=tmp_path, token_range=[0, 1])
     first = register_hook(model, config)
