@@ -271,11 +271,14 @@ class Dumper:
         return not config.module_list or isinstance(module, config.module_list)
 
     def _dump(self, call: _Call, leaves: list[tuple[str, torch.Tensor]]) -> None:
+        """Dump ``leaves``; a failure is kept for ``close`` instead of breaking the model's forward."""
         if not leaves:
             return
         self.busy = True
         try:
             self._dump_leaves(call, leaves)
+        except Exception as error:
+            self.writer.record_error(RuntimeError(f"token {self._token}, {call.folder}: {error!r}"))
         finally:
             self.busy = False
 

@@ -64,19 +64,23 @@ class WrittenTensors:
 
     A tensor matches an earlier one when it has the same device, dtype, data pointer, shape and
     strides, the earlier tensor is still alive and still at that address, and neither was changed
-    in place since (version counter). Only weak references are kept.
+    in place since (version counter). Only weak references are kept. Tensors without a version
+    counter (made under ``torch.inference_mode``) or without plain strided storage never match.
     """
 
     def __init__(self) -> None:
         self._entries: dict[tuple[object, ...], tuple[weakref.ref[torch.Tensor], int, str]] = {}
 
     @staticmethod
-    def _key(tensor: torch.Tensor) -> tuple[object, ...]:
+    def _key(tensor: torch.Tensor) -> tuple[object, ...] | None:
+        if tensor.layout != torch.strided or tensor.is_inference():
+            return None
         return (tensor.device, tensor.dtype, tensor.data_ptr(), tuple(tensor.shape), tensor.stride())
 
     def path_of(self, tensor: torch.Tensor) -> str | None:
         """The file already holding exactly ``tensor``'s values, or None."""
-        entry = self._entries.get(self._key(tensor))
+        key = self._key(tensor)
+        entry = None if key is None else self._entries.get(key)
         if entry is None:
             return None
         reference, version, path = entry
@@ -90,7 +94,9 @@ class WrittenTensors:
         return path if unchanged else None
 
     def add(self, tensor: torch.Tensor, path: str) -> None:
-        self._entries[self._key(tensor)] = (weakref.ref(tensor), tensor._version, path)
+        key = self._key(tensor)
+        if key is not None:
+            self._entries[key] = (weakref.ref(tensor), tensor._version, path)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -99,6 +105,7 @@ class WrittenTensors:
 def tensor_statistics(tensor: torch.Tensor, variance: bool = False) -> list[float]:
     """``[max, min, mean, l2norm]`` (plus the unbiased variance) of the tensor cast to float32."""
     values = tensor.detach()
+    values = values if values.layout == torch.strided else values.to_dense()
     values = values.abs() if values.is_complex() else values
     values = values.float()
     count = values.numel()

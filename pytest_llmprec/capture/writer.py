@@ -100,7 +100,7 @@ class DumpWriter:
 
     def save_tensor(self, path: str, tensor: Any) -> None:
         """Queue ``torch.save(tensor, path)`` (atomic); ``tensor`` must be a private CPU copy."""
-        nbytes = tensor.untyped_storage().nbytes()
+        nbytes = tensor.numel() * tensor.element_size()
         self.submit(lambda: self._in_folder(path, save_tensor_atomic, tensor), nbytes)
 
     def link(self, source: str, path: str) -> None:
@@ -129,6 +129,13 @@ class DumpWriter:
         with self._condition:
             while self._unfinished:
                 self._condition.wait()
+
+    def record_error(self, error: Exception) -> None:
+        """Keep ``error`` for ``take_errors`` (also used for failures while preparing a write)."""
+        with self._condition:
+            self._failures += 1
+            if len(self._errors) < KEPT_ERRORS:
+                self._errors.append(error)
 
     def take_errors(self) -> DumpWriteError | None:
         """The errors collected so far (then forgotten), or None."""
@@ -165,10 +172,7 @@ class DumpWriter:
             try:
                 job()
             except Exception as error:
-                with self._condition:
-                    self._failures += 1
-                    if len(self._errors) < KEPT_ERRORS:
-                        self._errors.append(error)
+                self.record_error(error)
             finally:
                 del job
                 with self._condition:

@@ -395,6 +395,29 @@ def test_a_tensor_changed_in_place_is_written_again(tmp_path):
     assert (token / "root" / "output.pth").samefile(token / "root.q" / "output.pth")
 
 
+def test_inference_mode_tensors_are_copied(tmp_path, model, prompt):
+    with register_hook(model, DumpConfig(dump_path=tmp_path)) as handle, torch.inference_mode():
+        logits = model(prompt)
+    token = handle.dump_dir / "0"
+    assert torch.equal(load(token / "root" / "output.pth"), logits)
+    assert torch.equal(load(token / "root.lm_head" / "output.pth"), logits)
+    assert not (token / "root.lm_head" / "output.pth").samefile(token / "root" / "output.pth")
+
+
+def test_sparse_tensors_are_dumped(tmp_path):
+    class Densify(nn.Module):
+        def forward(self, x):
+            return x.to_dense() * 2
+
+    model = Densify()
+    sparse = torch.eye(3).to_sparse()
+    with register_hook(model, DumpConfig(dump_path=tmp_path, dump_statistics_mode=2)) as handle:
+        model(sparse)
+    folder = handle.dump_dir / "0" / "root"
+    assert torch.equal(load(folder / "input_0.pth").to_dense(), torch.eye(3))
+    assert ',Input,0,torch.float32,"(3, 3)",1.0,0.0,' in (folder / "statistics.csv").read_text()
+
+
 def test_removed_handle_stops_dumping_and_handles_are_independent(tmp_path, model, prompt):
     config = DumpConfig(dump_path=tmp_path, token_range=[0, 1])
     first = register_hook(model, config)

@@ -129,3 +129,22 @@ def test_files_are_flushed_at_exit_without_remove_and_forked_children_do_not_dum
             load(file)
     assert hidden_files(tmp_path) == []
     assert os.path.getsize(dump / "execution_order.json") > 0
+
+
+def test_a_failure_while_capturing_does_not_break_the_forward(tmp_path, model, prompt, monkeypatch):
+    from pytest_llmprec.capture import dumper as dumper_module
+
+    def no_memory(tensors):
+        raise MemoryError("no host memory")
+
+    monkeypatch.setattr(dumper_module, "host_copies", no_memory)
+    handle = register_hook(model, DumpConfig(dump_path=tmp_path, layer_name="root"))
+    with torch.no_grad():
+        logits = model(prompt)
+    assert logits.shape == (1, 6, 256)
+    with pytest.raises(DumpWriteError, match=r"2 dump write\(s\) failed") as caught:
+        handle.remove()
+    assert [str(error) for error in caught.value.errors] == [
+        "token 0, root: MemoryError('no host memory')",
+        "token 0, root: MemoryError('no host memory')",
+    ]
