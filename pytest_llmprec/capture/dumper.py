@@ -150,7 +150,8 @@ class Dumper:
             )
         self.root_dir, self.dir = claim_process_dir(config.dump_path, device_folder(device), timestamp)
         self.writer = DumpWriter(config.writer_queue_mb << 20)
-        self.apis = frozenset(config.api_list or DEFAULT_APIS) if "api" in config.mode else frozenset()
+        api_mode = "api" in config.mode and not config.dump_last_logits
+        self.apis = frozenset(config.api_list or DEFAULT_APIS) if api_mode else frozenset()
         self.busy = False
         self._local = threading.local()
         self._token = -1
@@ -159,7 +160,7 @@ class Dumper:
         self._calls: dict[str, int] = {}
         self._written = WrittenTensors()
         self._order: dict[int, list[str]] = {}
-        self._last_output: tuple[str, Any] | None = None
+        self._last_output: tuple[_Call, Any] | None = None
         self._closed = False
         _open_dumpers.add(self)
         if config.dump_weight:
@@ -204,7 +205,7 @@ class Dumper:
                 self._dump(call, output_leaves(output))
             self._finish(call)
         elif self._active and self.config.dump_last_logits and stack and output_leaves(output):
-            self._last_output = (call.name, output)
+            self._last_output = (call, output)
         if not stack:
             self._end_token()
 
@@ -243,9 +244,9 @@ class Dumper:
             self._api_mode.__exit__(None, None, None)
             self._api_mode = None
         if self._last_output is not None:
-            name, output = self._last_output
+            last, output = self._last_output
             self._last_output = None
-            call = _Call(None, name, name, "", True)
+            call = _Call(None, last.name, last.name, last.node_type, True)
             self._dump(call, output_leaves(output))
             self._finish(call)
         if self._token == 0:

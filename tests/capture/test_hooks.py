@@ -224,6 +224,18 @@ def test_last_logits_keeps_only_the_final_output_of_each_token(tmp_path, model, 
         assert torch.equal(load(folder / "output.pth"), expected)
 
 
+def test_last_logits_ignores_api_mode_and_keeps_statistics(tmp_path, model, prompt):
+    config = DumpConfig(
+        dump_path=tmp_path, dump_last_logits=True, mode=["module", "api"], dump_statistics_mode=2
+    )
+    handle, _ = run(model, prompt, config)
+    folder = handle.dump_dir / "0" / "root.lm_head"
+    assert names(handle.dump_dir / "0") == {"root.lm_head"}
+    assert names(folder) == {"output.pth", "statistics.csv"}
+    row = (folder / "statistics.csv").read_text().splitlines()[1]
+    assert row.startswith('root.lm_head,Linear,Output,0,torch.float32,"(1, 6, 256)",')
+
+
 def test_dump_weight_saves_parameters_once(tmp_path, model, prompt):
     handle, _ = run(model, prompt, DumpConfig(dump_path=tmp_path, dump_weight=True), steps=2)
     parameters = dict(model.named_parameters(prefix="root"))
