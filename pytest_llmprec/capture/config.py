@@ -14,6 +14,7 @@ from typing import Any
 
 MODES = ("module", "api")
 DEFAULT_QUEUE_MB = 256
+MAX_TOKENS = 1_000_000
 
 
 def dump_timestamp(moment: _dt.datetime | None = None) -> str:
@@ -36,6 +37,8 @@ def parse_token_range(text: str) -> list[int]:
         last = int(match.group(2)) if match.group(2) is not None else first
         if last < first:
             raise ValueError(f"token range {text!r}: {part!r} ends before it starts")
+        if last - first >= MAX_TOKENS:
+            raise ValueError(f"token range {text!r}: {part!r} holds more than {MAX_TOKENS} tokens")
         tokens.update(range(first, last + 1))
     return sorted(tokens)
 

@@ -82,10 +82,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def dump_settings(args: argparse.Namespace) -> dict[str, object]:
-    """The ``DumpConfig`` keyword arguments for ``args`` (checked here, before anything runs)."""
+    """The ``DumpConfig`` keyword arguments for ``args`` but ``token_range`` (all checked here, before
+    anything runs; the token range travels as its text)."""
     settings: dict[str, object] = {
         "dump_path": os.path.abspath(args.output),
-        "token_range": parse_token_range(args.tokens),
         "tensor_part": args.tensor_part,
         "dump_statistics_mode": args.stats,
         "dump_last_logits": args.last_logits,
@@ -95,7 +95,7 @@ def dump_settings(args: argparse.Namespace) -> dict[str, object]:
         "analyze": args.analyze,
         "device_id": args.device_id,
     }
-    DumpConfig(**settings)
+    DumpConfig(token_range=parse_token_range(args.tokens), **settings)
     settings["seed"] = args.seed
     return settings
 
@@ -108,7 +108,7 @@ def run_dump(args: argparse.Namespace) -> int:
         print(f"llmprec dump: error: {error}", file=sys.stderr)
         return 2
     timestamp = dump_timestamp()
-    spec = {"config": settings, "root": args.root, "timestamp": timestamp}
+    spec = {"config": settings, "tokens": args.tokens, "root": args.root, "timestamp": timestamp}
     with tempfile.TemporaryDirectory(prefix="llmprec-dump-") as hook_dir:
         shutil.copyfile(
             Path(__file__).with_name("_sitecustomize.py"), os.path.join(hook_dir, "sitecustomize.py")

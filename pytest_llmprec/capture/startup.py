@@ -16,10 +16,9 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from .config import DumpConfig, wildcard_pattern
+from .config import DumpConfig, parse_token_range, wildcard_pattern
 from .dumper import Dumper
-
-CONFIG_ENV = "LLMPREC_DUMP_CONFIG"
+from .exec import CONFIG_ENV
 
 
 class GlobalCapture:
@@ -35,22 +34,16 @@ class GlobalCapture:
         self._root_pattern = None if root_class is None else wildcard_pattern(root_class)
         self._depth = threading.local()
         self._skipped: set[str] = set()
-        self._hooks = [
-            register_module_forward_pre_hook(self._pre_hook),
-            register_module_forward_hook(self._post_hook, with_kwargs=True, always_call=True),
-        ]
-
-    def remove(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
+        register_module_forward_pre_hook(self._pre_hook)
+        register_module_forward_hook(self._post_hook, with_kwargs=True, always_call=True)
 
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         depth = getattr(self._depth, "value", 0)
         self._depth.value = depth + 1
         if self.dumper is not None and self.dumper.pid != os.getpid():
             self.dumper = None  # a forked child dumps on its own
-        if depth == 0 and self.dumper is None:
-            self._consider_root(module)
+        if depth == 0:
+            self._top_level_call(module)
         if self.dumper is not None:
             self.dumper.on_pre(module, args, None)
 
@@ -61,20 +54,20 @@ class GlobalCapture:
         if self.dumper is not None:
             self.dumper.on_post(module, kwargs, output)
 
-    def _consider_root(self, module: nn.Module) -> None:
+    def _top_level_call(self, module: nn.Module) -> None:
+        """Take ``module`` as the root if none is chosen yet and it matches; else say it is not dumped."""
         class_name = type(module).__name__
-        if self._root_pattern is None or self._root_pattern.fullmatch(class_name):
+        if self.dumper is None and (self._root_pattern is None or self._root_pattern.fullmatch(class_name)):
             self.dumper = Dumper(module, self.config, self.timestamp)
             print(f"llmprec dump: dumping {class_name} to {self.dumper.dir}", file=sys.stderr)
-        elif class_name not in self._skipped:
+        elif (self.dumper is None or module is not self.dumper.root) and class_name not in self._skipped:
             self._skipped.add(class_name)
-            print(
-                f"llmprec dump: not dumping top-level {class_name} (--root {self.root_class})",
-                file=sys.stderr,
-            )
+            root = type(self.dumper.root).__name__ if self.dumper else f"--root {self.root_class}"
+            print(f"llmprec dump: not dumping top-level {class_name} (dumping {root})", file=sys.stderr)
 
 
 def install_from_environment() -> GlobalCapture:
     """Install the global hooks described by ``$LLMPREC_DUMP_CONFIG`` (set by ``llmprec dump``)."""
     spec = json.loads(os.environ[CONFIG_ENV])
-    return GlobalCapture(DumpConfig(**spec["config"]), spec.get("root"), spec.get("timestamp"))
+    config = DumpConfig(token_range=parse_token_range(spec["tokens"]), **spec["config"])
+    return GlobalCapture(config, spec.get("root"), spec.get("timestamp"))

@@ -77,7 +77,13 @@ def test_parse_token_range(text, tokens):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "is not a token id"), ("1-", "is not a token id"), ("-1", "is not"), ("5-2", "ends before")],
+    [
+        ("", "is not a token id"),
+        ("1-", "is not a token id"),
+        ("-1", "is not"),
+        ("5-2", "ends before"),
+        ("0-1000000", "more than 1000000 tokens"),
+    ],
 )
 def test_parse_token_range_errors(text, message):
     with pytest.raises(ValueError, match=message):

@@ -25,6 +25,7 @@ GENERATE = textwrap.dedent(
     import tiny_llm
     model = tiny_llm.build_model(seed=0)
     ids = tiny_llm.generate(model, tiny_llm.sample_prompt(length=6), int(sys.argv[1]))
+    model.lm_head(tiny_llm.torch.zeros(64))  # a top-level call of another module: not dumped
     print("generated", ids.tolist())
     sys.exit(3)
     """
@@ -45,6 +46,7 @@ def test_dump_exec_matches_register_hook(tmp_path, capfd):
     captured = capfd.readouterr()
     assert code == 3
     assert "generated [[" in captured.out
+    assert "not dumping top-level Linear (dumping TinyForCausalLM)" in captured.err
     exec_dump = the_dump(tmp_path / "exec")
 
     model = tiny_llm.build_model(seed=0)
