@@ -150,3 +150,15 @@ def test_bad_exec_input_exits_2_and_runs_nothing(tmp_path, capfd, command, extra
     assert message in captured.err
     assert captured.out == ""
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_does_not_import_torch():
+    code = (
+        "import sys, pytest_llmprec.cli, pytest_llmprec.capture.exec, pytest_llmprec.capture.logits\n"
+        "pytest_llmprec.cli.build_parser()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60
+    )
+    assert result.returncode == 0
