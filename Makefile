@@ -33,8 +33,8 @@ clean:
 	rm -rf $(VENV) build *.egg-info pytest_llmprec/*.so llmprec-report
 
 # Regenerate the GE dump protobuf module. grpcio-tools 1.63.0 bundles protoc
-# 26.1, whose output loads on every protobuf runtime >= 5.26; --no-deps keeps
-# the installed protobuf runtime as it is.
+# 26.1, whose output has no runtime version check and loads on protobuf >= 5.26;
+# --no-deps keeps the installed protobuf runtime as it is.
 .PHONY: proto
 proto: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps "grpcio-tools==1.63.0"

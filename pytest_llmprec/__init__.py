@@ -39,6 +39,15 @@ _EXPORTS = {
     "load_dump": "dumps",
     "DumpFormatError": "errors",
     "LlmprecError": "errors",
+    "TensorInfo": "formats",
+    "list_members": "formats",
+    "load_tensor": "formats",
+    "probe_tensor": "formats",
+    "read_atb_bin": "formats",
+    "read_atb_stats": "formats",
+    "save_atb_bin": "formats",
+    "read_ge_dump": "formats",
+    "write_ge_dump": "formats",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -62,6 +71,17 @@ if TYPE_CHECKING:
     from .capture.seed import seed_all
     from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
+    from .formats import (
+        TensorInfo,
+        list_members,
+        load_tensor,
+        probe_tensor,
+        read_atb_bin,
+        read_atb_stats,
+        read_ge_dump,
+        save_atb_bin,
+        write_ge_dump,
+    )
     from .metrics import CompareResult, compare_tensors, row_kl_divergence
     from .standards import Standard, Threshold, Verdict, get_standard, judge
 

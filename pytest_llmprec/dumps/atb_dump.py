@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
-from .ordering import as_number, build_records, rank_sort_key, token_sort_key
+from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
 DUMP_ROOT_PREFIXES = ("msit_dump", "ait_dump")
@@ -113,7 +113,7 @@ class _AtbIndexer:
         self.location = location
         self.problems: list[DumpProblem] = []
         self.walker = SafeWalker(location.root, self.problems)
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.op_params: dict[tuple[int | str, str, int | None], str] = {}
         self.first_bin: str | None = None
 
@@ -125,7 +125,7 @@ class _AtbIndexer:
             if not self.walker.contains(device_folders[0]):
                 raise DumpFormatError(device_folders[0], "folder is outside the dump root (symbolic link)")
         else:
-            folders, _ = self.walker.listdir(tensors)
+            folders, _ = self.walker.listdir(tensors) if self.walker.enter(tensors) else ([], [])
             device_folders = [entry.path for entry in folders if _DEVICE_FOLDER.fullmatch(entry.name)]
         topologies: dict[str, _Topology] = {}
         info: dict[str, Any] = {}
@@ -151,7 +151,7 @@ class _AtbIndexer:
 
     def _topology(self, pid: str) -> _Topology:
         folder = os.path.join(self.location.root, "model", pid)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) or not self.walker.enter(folder):
             return _Topology([], note="no model topology JSON: folder k is token k")
         transdata = os.path.isfile(os.path.join(self.location.root, "layer", pid, TRANSDATA_LAYER))
         _, files = self.walker.listdir(folder)
@@ -231,7 +231,7 @@ class _AtbIndexer:
         head = (token_sort_key(token), next(positions), rank_sort_key(rank))
         tensors.sort(key=lambda tensor: tensor[0])
         for key, path, leaf, role, index in tensors:
-            self.rows.append(((*head, key), path, token, node, leaf, role, index, op_type, rank, None))
+            self.rows.append(Row((*head, key), path, token, node, leaf, role, index, op_type, rank, None))
 
     def _phase(self, folder: os.DirEntry[str]) -> list[tuple[tuple[Any, ...], str, str, str, int]]:
         phase = _PHASES.index(folder.name)

@@ -19,13 +19,13 @@ _LAYOUTS: dict[str, tuple[Callable[[str], Any], Callable[[Any], Dump], str]] = {
         "msit torch dump (model_tree.json, torch_tensors/{device}_{pid}/)",
     ),
     "atb": (atb_dump.locate, atb_dump.index_atb_dump, "ATB dump msit_dump*/ait_dump* with tensors/"),
+    "logits": (logits.locate, logits.index_logits_dump, "logits_{task}_{batch}_{token}.pth files"),
     "ge": (
         torchair.locate_ge,
         torchair.index_ge_dump,
         "GE dump (msit_ge_dump, dynamo_*.txt, GE-named files)",
     ),
     "fx": (torchair.locate_fx, torchair.index_fx_dump, "FX dump (msit_fx_dump, data_dump/{n}/gm_*_dump)"),
-    "logits": (logits.locate, logits.index_logits_dump, "logits_{task}_{batch}_{token}.pth files"),
     "files": (files.locate, files.index_files, "tensor files (.pt .pth .npy .npz .bin .safetensors)"),
 }
 """kind -> (locate, index, what is looked for), in detection order."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
-from .ordering import build_records
+from .ordering import Row, build_records
 from .walk import SafeWalker
 
 SINGLE_TENSOR_SUFFIXES = (".pt", ".pth", ".npy", ".bin")
@@ -79,7 +78,7 @@ def index_files(location: str) -> Dump:
             ]
             pending += [(f"{prefix}{entry.name}/", entry.path) for entry in folders]
     found.sort(key=lambda item: tuple(natural_key(part) for part in item[0].split("/")))
-    rows: list[tuple[Any, ...]] = []
+    rows: list[Row] = []
     seen: dict[str, str] = {}
     for node, path in found:
         if node in seen:
@@ -88,7 +87,7 @@ def index_files(location: str) -> Dump:
         seen[node] = path
         for member in _members(path, problems):
             leaf = "tensor" if member is None else member
-            rows.append(((len(rows),), path, 0, node, leaf, "tensor", 0, "", None, member))
+            rows.append(Row((len(rows),), path, 0, node, leaf, "tensor", 0, "", None, member))
     return Dump("files", Path(location), build_records(rows), problems, {})
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
-from .ordering import as_number, build_records
+from .ordering import Row, as_number, build_records
 from .walk import SafeWalker
 
 PREFIX = "logits_"
@@ -76,7 +75,7 @@ def index_logits_dump(location: str) -> Dump:
     else:
         _, files = SafeWalker(location, problems).listdir(location)
         names = [(entry.name, entry.path) for entry in files if entry.name.endswith(SUFFIX)]
-    rows: list[tuple[Any, ...]] = []
+    rows: list[Row] = []
     for name, file_path in names:
         parsed = parse_logits_name(name)
         if isinstance(parsed, str):
@@ -84,6 +83,6 @@ def index_logits_dump(location: str) -> Dump:
             continue
         case, token = parsed
         rows.append(
-            ((token, natural_key(case)), file_path, token, case, "logits", "output", 0, "", None, None)
+            Row((token, natural_key(case)), file_path, token, case, "logits", "output", 0, "", None, None)
         )
     return Dump("logits", Path(location), build_records(rows), problems, {})

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
-from .ordering import as_number, build_records, rank_sort_key, token_sort_key
+from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
 GOLDEN_FOLDER = "golden_tensor"
@@ -72,7 +72,7 @@ class _ManualIndexer:
         self.location = location
         self.problems: list[DumpProblem] = []
         self.walker = SafeWalker(location.root, self.problems)
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.my_paths: dict[tuple[int, str], str] = {}
 
     def run(self) -> Dump:
@@ -97,6 +97,8 @@ class _ManualIndexer:
         device = int(match.group(1)) if match else -1
         rank = None if device < 0 else device
         golden = os.path.join(folder, GOLDEN_FOLDER)
+        if not self.walker.enter(golden):
+            return
         token_folders, files = self.walker.listdir(golden)
         metadata: Any = None
         for entry in files:
@@ -124,7 +126,7 @@ class _ManualIndexer:
                 found.add((token, data_id))
                 key = (token_sort_key(token), listed.get(data_id, math.inf), natural_key(data_id))
                 key = (*key, rank_sort_key(rank))
-                self.rows.append((key, tensor.path, token, data_id, "tensor", "tensor", 0, "", rank, None))
+                self.rows.append(Row(key, tensor.path, token, data_id, "tensor", "tensor", 0, "", rank, None))
         if metadata:
             self._my_paths(os.path.join(golden, METADATA_FILE), metadata, found)
 

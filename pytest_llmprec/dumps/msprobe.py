@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
-from .ordering import as_number, build_records, rank_sort_key, token_sort_key
+from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
 DUMP_FILE = "dump.json"
@@ -123,7 +123,7 @@ class _MsprobeIndexer:
         self.location = location
         self.problems: list[DumpProblem] = []
         self.walker = SafeWalker(location.root, self.problems)
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.statistics: dict[tuple[int, str, str, int | None], dict[str, Any]] = {}
         self.dump_files: list[str] = []
 
@@ -158,7 +158,7 @@ class _MsprobeIndexer:
         self.dump_files.append(dump_path)
         data_folder = os.path.join(folder, DATA_FOLDER)
         available: set[str] = set()
-        if os.path.isdir(data_folder):
+        if os.path.isdir(data_folder) and self.walker.enter(data_folder):
             _, files = self.walker.listdir(data_folder)
             available = {entry.name for entry in files}
         head = token_sort_key(step)
@@ -185,7 +185,7 @@ class _MsprobeIndexer:
                 key = (head, call_position, rank_key, item_position)
                 path = os.path.join(data_folder, data_name)
                 self.rows.append(
-                    (key, path, step, call, leaf, role, _first_number(leaf), node_type, rank, None)
+                    Row(key, path, step, call, leaf, role, _first_number(leaf), node_type, rank, None)
                 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .base import TensorRecord, natural_key
 
@@ -21,13 +21,36 @@ def rank_sort_key(rank: int | None) -> int:
     return -1 if rank is None else rank
 
 
-def build_records(rows: list[tuple[Any, ...]]) -> list[TensorRecord]:
-    """Records from ``(sort_key, path, token, node, leaf, role, index, node_type, rank, member)`` rows.
+class Row(NamedTuple):
+    """A record before numbering; ``key`` sorts the rows of a dump into execution order."""
 
-    The rows are sorted by their key and numbered 0..n-1 in that order (the ``order`` field).
-    """
-    rows.sort(key=lambda row: row[0])
+    key: tuple[Any, ...]
+    path: str
+    token: int | str
+    node: str
+    leaf: str
+    role: str
+    index: int
+    node_type: str
+    rank: int | None
+    member: str | None = None
+
+
+def build_records(rows: list[Row]) -> list[TensorRecord]:
+    """The records of ``rows`` sorted by key, with ``order`` numbering them 0..n-1."""
+    rows.sort(key=lambda row: row.key)
     return [
-        TensorRecord(path, token, node, leaf, role, index, node_type, order, rank, member)
-        for order, (_, path, token, node, leaf, role, index, node_type, rank, member) in enumerate(rows)
+        TensorRecord(
+            row.path,
+            row.token,
+            row.node,
+            row.leaf,
+            row.role,
+            row.index,
+            row.node_type,
+            order,
+            row.rank,
+            row.member,
+        )
+        for order, row in enumerate(rows)
     ]

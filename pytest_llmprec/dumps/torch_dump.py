@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
-from .ordering import as_number, build_records, rank_sort_key, token_sort_key
+from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
 TREE_FILE = "model_tree.json"
@@ -145,12 +145,10 @@ def _parse_leaf(name: str) -> tuple[str, str, tuple[int, ...]] | None:
         return None
     if not rest:
         return stem, role, ()
-    if rest[0] != "_":
+    parts = rest.split("_")
+    if parts[0] or not all(part.isascii() and part.isdigit() for part in parts[1:]):
         return None
-    numbers = tuple(as_number(part) for part in rest[1:].split("_"))
-    if None in numbers:
-        return None
-    return stem, role, numbers  # type: ignore[return-value]
+    return stem, role, tuple(int(part) for part in parts[1:])
 
 
 class _TorchIndexer:
@@ -158,7 +156,7 @@ class _TorchIndexer:
         self.location = location
         self.problems: list[DumpProblem] = []
         self.walker = SafeWalker(location.root, self.problems)
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.model_trees: dict[int | None, str] = {}
         self.statistics: dict[tuple[int | str, str, int | None], str] = {}
 
@@ -169,7 +167,8 @@ class _TorchIndexer:
             if not self.walker.contains(device_folders[0]):
                 raise DumpFormatError(device_folders[0], "folder is outside the dump root (symbolic link)")
         else:
-            folders, _ = self.walker.listdir(location.container)
+            container = location.container
+            folders, _ = self.walker.listdir(container) if self.walker.enter(container) else ([], [])
             device_folders = [entry.path for entry in folders if _device_rank(entry.name)[0]]
         for folder in device_folders:
             self._device(folder)
@@ -189,9 +188,10 @@ class _TorchIndexer:
                 tree = self.walker.read_json(entry.path)
                 if tree is not None:
                     positions, types = _tree_order(tree)
-                    if not positions:
+                    if positions:
+                        self.model_trees[rank] = entry.path
+                    else:
                         self.walker.report(entry.path, "no module tree ({name, type, children}) in the file")
-                    self.model_trees[rank] = entry.path
             else:
                 self.walker.report(entry.path, "unexpected file in a device folder, ignored")
         keys: dict[str, tuple[Any, ...]] = {}
@@ -237,7 +237,7 @@ class _TorchIndexer:
                     continue
                 stem, role, numbers = leaf
                 self.rows.append(
-                    (
+                    Row(
                         (token_key, node_key, rank_key, role == "output", numbers),
                         entry.path,
                         token,
@@ -260,7 +260,7 @@ class _TorchIndexer:
                 continue
             node = entry.name[:-4]
             key = (token_key, (0, 0, natural_key(node)), rank_sort_key(rank), False, ())
-            self.rows.append((key, entry.path, WEIGHTS_TOKEN, node, "weight", "weight", 0, "", rank, None))
+            self.rows.append(Row(key, entry.path, WEIGHTS_TOKEN, node, "weight", "weight", 0, "", rank, None))
 
 
 def index_torch_dump(location: TorchLocation) -> Dump:

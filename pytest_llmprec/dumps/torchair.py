@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
-from .ordering import as_number, build_records, rank_sort_key, token_sort_key
+from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
 GE_FOLDER = "msit_ge_dump"
@@ -164,7 +164,7 @@ class _TorchairIndexer:
         self.location = location
         self.problems: list[DumpProblem] = []
         self.walker = SafeWalker(location.root, self.problems)
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: list[Row] = []
         self.info: dict[str, Any] = {}
 
     def run(self) -> Dump:
@@ -228,6 +228,9 @@ class _GeIndexer(_TorchairIndexer):
                 continue
             if name.endswith(GE_IGNORED_SUFFIXES):
                 continue
+            if name.endswith(".npz"):
+                self.walker.report(path, "GE .npz summary (inputs/outputs arrays), not indexed")
+                continue
             parsed = parse_ge_file_name(name)
             if parsed is None:
                 self.walker.report(path, "not a GE dump file name ({OpType}.{OpName}.{task}.{stream}.{time})")
@@ -261,19 +264,10 @@ class _GeIndexer(_TorchairIndexer):
             for position, member in enumerate(members):
                 role, _, index = member.partition(".")
                 leaf = f"{role}_{index}"
-                row = (
-                    (head, position),
-                    path,
-                    token,
-                    op_name,
-                    leaf,
-                    role,
-                    int(index),
-                    parsed.op_type,
-                    rank,
-                    member,
+                key = (head, position)
+                self.rows.append(
+                    Row(key, path, token, op_name, leaf, role, int(index), parsed.op_type, rank, member)
                 )
-                self.rows.append(row)
 
     def token_of_folder(self, folder: str) -> int | None:
         if any(_is_ge_file(name) for name in _files(folder)):
@@ -286,7 +280,7 @@ class _FxIndexer(_TorchairIndexer):
 
     def __init__(self, location: TorchairLocation) -> None:
         super().__init__(location)
-        self.seen: dict[tuple[int | None, int, str, str], str] = {}
+        self.seen: set[tuple[int | None, int, str, str]] = set()
 
     def folder(self, parts: list[str], files: list[tuple[str, str]]) -> None:
         from ..formats import parse_fx_file_name
@@ -301,14 +295,21 @@ class _FxIndexer(_TorchairIndexer):
                 )
                 continue
             leaf = f"{parsed.role}_{parsed.index}"
-            key = (rank, token, parsed.op_key, leaf)
-            if key in self.seen:
+            identity = (rank, token, parsed.op_key, leaf)
+            if identity in self.seen:
                 self.walker.report(path, f"second dump of {parsed.op_key} {leaf} in token {token}, ignored")
                 continue
-            self.seen[key] = path
-            head = (token_sort_key(token), parsed.timestamp, parsed.role == "output", parsed.index, name)
-            row = ((*head, rank_sort_key(rank)), path, token, parsed.op_key, leaf, parsed.role, parsed.index)
-            self.rows.append((*row, parsed.target, rank, None))
+            self.seen.add(identity)
+            key = (
+                token_sort_key(token),
+                parsed.timestamp,
+                parsed.role == "output",
+                parsed.index,
+                name,
+                rank_sort_key(rank),
+            )
+            node, role, index = parsed.op_key, parsed.role, parsed.index
+            self.rows.append(Row(key, path, token, node, leaf, role, index, parsed.target, rank))
 
     def token_of_folder(self, folder: str) -> int | None:
         if any(_is_fx_file(name) for name in _files(folder)):

@@ -28,6 +28,7 @@ class SafeWalker:
         self.root = os.path.abspath(root)
         self.real_root = os.path.realpath(self.root)
         self.problems = problems
+        self._sort_keys: dict[str, tuple[Any, ...]] = {}
 
     def report(self, path: str, message: str) -> None:
         self.problems.append(DumpProblem(path, message))
@@ -35,6 +36,13 @@ class SafeWalker:
     def contains(self, path: str) -> bool:
         """Whether ``path`` (symlinks resolved) lies inside the dump root."""
         return _inside(os.path.realpath(path), self.real_root)
+
+    def enter(self, folder: str) -> bool:
+        """Whether a folder reached by name (not by listing) is inside the root; reported when not."""
+        if self.contains(folder):
+            return True
+        self.report(folder, "folder is outside the dump root (symbolic link), not followed")
+        return False
 
     def listdir(self, folder: str) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[str]]]:
         """The sub-folders and files of ``folder``, each in natural order; problems are reported."""
@@ -65,10 +73,17 @@ class SafeWalker:
             elif kind == "file":
                 files.append(entry)
         if len(folders) > 1:
-            folders.sort(key=lambda e: natural_key(e.name))
+            folders.sort(key=self._sort_key)
         if len(files) > 1:
-            files.sort(key=lambda e: natural_key(e.name))
+            files.sort(key=self._sort_key)
         return folders, files
+
+    def _sort_key(self, entry: os.DirEntry[str]) -> tuple[Any, ...]:
+        """Natural sort key of an entry's name, cached: the same names recur in every token folder."""
+        key = self._sort_keys.get(entry.name)
+        if key is None:
+            key = self._sort_keys[entry.name] = natural_key(entry.name)
+        return key
 
     def _link_kind(self, folder: str, entry: os.DirEntry[str]) -> str | None:
         target = os.path.realpath(entry.path)

@@ -6,9 +6,7 @@ import math
 import os
 import stat
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import DumpFormatError
@@ -37,10 +35,11 @@ def checked_size(path: PathLike) -> int:
     return info.st_size
 
 
-def read_head(path: PathLike, count: int) -> bytes:
-    """The first ``count`` bytes of the file (fewer if it is shorter)."""
+def read_bytes(path: PathLike, count: int, offset: int = 0) -> bytes:
+    """``count`` bytes of the file from ``offset`` (fewer at its end)."""
     try:
         with open(path, "rb") as handle:
+            handle.seek(offset)
             return handle.read(count)
     except OSError as exc:
         raise DumpFormatError(path, f"cannot be read: {exc.strerror or exc}") from None
@@ -57,12 +56,16 @@ def packed_int4_bytes(count: int) -> int:
 def map_bytes(path: PathLike, offset: int, length: int) -> torch.Tensor:
     """A uint8 tensor over ``length`` bytes of the file from ``offset``, memory-mapped copy-on-write.
 
-    The caller has checked the range against the file size. Writes to the tensor stay private.
+    The caller has checked the range against the file size. Pages are read when used; writes to
+    the tensor stay private; no file descriptor stays open (unlike ``np.memmap``).
     """
     if length == 0:
         return torch.empty(0, dtype=torch.uint8)
-    array = np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=(length,))
-    return torch.from_numpy(array)
+    try:
+        whole = torch.from_file(os.fspath(path), shared=False, size=offset + length, dtype=torch.uint8)
+    except RuntimeError as exc:
+        raise DumpFormatError(path, f"cannot be memory-mapped: {exc}") from None
+    return whole[offset:]
 
 
 def view_as(raw: torch.Tensor, dtype: torch.dtype, shape: Sequence[int]) -> torch.Tensor:
@@ -85,6 +88,8 @@ def unpack_int4(raw: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 def pack_int4(values: torch.Tensor) -> bytes:
     """Pack int values in [-8, 7] two per byte, low nibble first (the inverse of :func:`unpack_int4`)."""
+    if values.is_floating_point() or values.is_complex():
+        raise ValueError(f"int4 packing needs an integer tensor, not {values.dtype}")
     flat = values.reshape(-1).to(torch.int16)
     if flat.numel() and (flat.min() < -8 or flat.max() > 7):
         raise ValueError("int4 values must lie in [-8, 7]")
@@ -98,7 +103,3 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
     """The raw little-endian bytes of a CPU tensor in row-major order."""
     flat = tensor.detach().cpu().contiguous().reshape(-1)
     return flat.view(torch.uint8).numpy().tobytes()
-
-
-def display_name(path: PathLike) -> str:
-    return Path(path).name

@@ -23,7 +23,7 @@ from ._files import (
     map_bytes,
     pack_int4,
     packed_int4_bytes,
-    read_head,
+    read_bytes,
     tensor_bytes,
     unpack_int4,
     view_as,
@@ -56,6 +56,8 @@ DTYPES: dict[int, torch.dtype] = {
 DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items() if code != INT4}
 
 STATS_KEYS = ("max", "min", "mean", "l2norm")
+_STATS_TAIL = 64
+"""Blank bytes tolerated after the ``$End=1`` line of a statistics file."""
 _END = b"$End=1"
 
 
@@ -93,12 +95,21 @@ def looks_like_atb(head: bytes) -> bool:
     return head.startswith((b"$Version=", b"dtype=", b"format=", b"dims="))
 
 
+def _read_header_bytes(path: PathLike, size: int) -> bytes:
+    """The file's first bytes, read in growing blocks until they hold the ``$End=1`` line."""
+    limit = min(size, HEADER_LIMIT)
+    head = read_bytes(path, min(limit, 4096))
+    while len(head) < limit and b"\n" + _END + b"\n" not in head and not head.startswith(_END + b"\n"):
+        head += read_bytes(path, min(limit - len(head), len(head)), offset=len(head))
+    return head
+
+
 def parse_header(path: PathLike) -> AtbHeader:
     """Parse the ``key=value`` lines up to ``$End=1`` (or to the end of a text-only file)."""
     size = checked_size(path)
-    head = read_head(path, min(size, HEADER_LIMIT))
+    head = _read_header_bytes(path, size)
     attributes: dict[str, str] = {}
-    start = 0
+    start = number = 0
     while start < len(head):
         newline = head.find(b"\n", start)
         if newline < 0:
@@ -109,7 +120,8 @@ def parse_header(path: PathLike) -> AtbHeader:
         start = newline + 1
         if line == _END:
             return AtbHeader(attributes, min(start, size), size, has_end=True)
-        key, value = _split_line(path, line, len(attributes) + 1)
+        number += 1
+        key, value = _split_line(path, line, number)
         attributes[key] = value
     if start < size:
         raise DumpFormatError(path, f"header has no '$End=1' line within its first {HEADER_LIMIT} bytes")
@@ -181,7 +193,7 @@ def _check_declared_lengths(path: PathLike, attributes: dict[str, str], payload:
                 f"{path}: {key} declares {value!r} but the payload holds {payload} bytes "
                 f"({count} elements); the file size is used",
                 DumpFormatWarning,
-                stacklevel=4,
+                stacklevel=2,
             )
 
 
@@ -295,7 +307,8 @@ def read_atb_stats(path: PathLike) -> dict[str, Any]:
     Other keys are kept as strings. A missing ``$End=1`` line gives a warning, as in msit.
     """
     header = parse_header(path)
-    if header.length < header.file_size:
+    rest = header.file_size - header.length
+    if rest > _STATS_TAIL or read_bytes(path, rest, offset=header.length).strip():
         raise DumpFormatError(path, "holds tensor data after its header, not statistics; use read_atb_bin")
     attributes = header.attributes
     if not any(key in attributes for key in STATS_KEYS):

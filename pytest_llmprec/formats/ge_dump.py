@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from google.protobuf.message import DecodeError
 
 from ..errors import DumpFormatError
 from . import device_layouts
@@ -25,7 +26,7 @@ from ._files import (
     element_count,
     map_bytes,
     packed_int4_bytes,
-    read_head,
+    read_bytes,
     tensor_bytes,
     unpack_int4,
     view_as,
@@ -55,6 +56,8 @@ DATA_TYPES: dict[int, torch.dtype] = {
 DATA_TYPE_CODES = {dtype: code for code, dtype in DATA_TYPES.items() if code != INT4}
 
 _LENGTH = struct.Struct("<Q")
+_FIRST_TAGS = frozenset({0x0A, 0x10, 0x1A, 0x22, 0x2A, 0x32})
+"""The tag bytes DumpData's fields 1 to 6 start with: a cheap test before parsing a header."""
 _MEMBER = re.compile(r"(input|output)s?\.(\d+)")
 
 
@@ -168,8 +171,10 @@ class _Entry:
 
 def looks_like_ge(path: PathLike, size: int) -> bool:
     """True when the file starts with a header length that fits and a DumpData header with tensors."""
-    head = read_head(path, _LENGTH.size)
-    if len(head) < _LENGTH.size or not 0 < _LENGTH.unpack(head)[0] <= size - _LENGTH.size:
+    head = read_bytes(path, _LENGTH.size + 1)
+    if len(head) <= _LENGTH.size or head[_LENGTH.size] not in _FIRST_TAGS:
+        return False
+    if not 0 < _LENGTH.unpack_from(head)[0] <= size - _LENGTH.size:
         return False
     try:
         message = _parse_header(path, size)[0]
@@ -184,13 +189,10 @@ def _parse_header(path: PathLike, size: int) -> tuple[Any, int]:
         raise DumpFormatError(
             path, f"too short for a GE dump ({size} bytes, the header length alone takes 8)"
         )
-    with open(path, "rb") as handle:
-        length = _LENGTH.unpack(handle.read(_LENGTH.size))[0]
-        if length > size - _LENGTH.size:
-            raise DumpFormatError(path, f"GE header length {length} exceeds the file ({size} bytes)")
-        header = handle.read(length)
-    from google.protobuf.message import DecodeError
-
+    length = _LENGTH.unpack(read_bytes(path, _LENGTH.size))[0]
+    if length > size - _LENGTH.size:
+        raise DumpFormatError(path, f"GE header length {length} exceeds the file ({size} bytes)")
+    header = read_bytes(path, length, offset=_LENGTH.size)
     try:
         message = _dump_data_class().FromString(header)
     except DecodeError as exc:
@@ -265,7 +267,7 @@ def _decode(path: PathLike, entry: _Entry) -> GeTensor:
             f"{path}: {entry.member} is stored as {device_layouts.format_name(item.format)}, not converted "
             f"{reason}; kept the stored shape {shape}",
             DumpFormatWarning,
-            stacklevel=3,
+            stacklevel=2,
         )
     return GeTensor(tensor, item.data_type, item.format, shape, original)
 

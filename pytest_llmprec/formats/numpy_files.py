@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, element_count
+from ._files import PathLike, checked_size, element_count, map_bytes, view_as
 
 NUMPY_DTYPES: dict[str, torch.dtype] = {
     "b1": torch.bool,
@@ -40,6 +40,8 @@ _CHUNK = 1 << 24
 
 @dataclass(frozen=True)
 class NpyHeader:
+    """A parsed ``.npy`` header; ``offset`` is where the data start."""
+
     shape: tuple[int, ...]
     fortran_order: bool
     dtype: np.dtype
@@ -83,8 +85,11 @@ def _to_tensor(array: np.ndarray) -> torch.Tensor:
 def read_npy_header(path: PathLike) -> NpyHeader:
     """The header of a ``.npy`` file, checked against the file size."""
     size = checked_size(path)
-    with open(path, "rb") as handle:
-        header = _read_header(path, handle)
+    try:
+        with open(path, "rb") as handle:
+            header = _read_header(path, handle)
+    except OSError as exc:
+        raise DumpFormatError(path, f"cannot be read: {exc.strerror or exc}") from None
     available = size - header.offset
     if available != header.nbytes:
         problem = "truncated data" if available < header.nbytes else "extra bytes after the data"
@@ -97,15 +102,19 @@ def read_npy_header(path: PathLike) -> NpyHeader:
 
 
 def load_npy(path: PathLike) -> torch.Tensor:
-    """A ``.npy`` array as a tensor over a copy-on-write memory map of the file (no copy)."""
+    """A ``.npy`` array as a tensor over a copy-on-write memory map of the file.
+
+    No copy, except once for arrays stored in big-endian order. Fortran-ordered arrays come
+    back as a transposed (non-contiguous) view.
+    """
     header = read_npy_header(path)
-    if header.nbytes == 0:
-        return torch.empty(header.shape, dtype=header.torch_dtype)
-    order = "F" if header.fortran_order else "C"
-    array = np.memmap(
-        path, dtype=header.dtype, mode="c", offset=header.offset, shape=header.shape, order=order
-    )
-    return _to_tensor(array)
+    raw = map_bytes(path, header.offset, header.nbytes)
+    stored_shape = header.shape[::-1] if header.fortran_order else header.shape
+    if header.dtype.isnative:
+        tensor = view_as(raw, header.torch_dtype, stored_shape)
+    else:
+        tensor = _to_tensor(raw.numpy().view(header.dtype).reshape(stored_shape))
+    return tensor.permute(*reversed(range(tensor.dim()))) if header.fortran_order else tensor
 
 
 def _open_npz(path: PathLike) -> zipfile.ZipFile:
@@ -164,36 +173,34 @@ def _member(path: PathLike, member: str | None) -> Iterator[tuple[IO[bytes], Npy
         _check_entry(path, info, checked_size(path))
         where = f"member {name}: "
         try:
-            stream = archive.open(info)
-        except (zipfile.BadZipFile, NotImplementedError, OSError) as exc:
-            raise DumpFormatError(path, f"{where}damaged zip entry: {exc}") from None
-        with stream:
-            header = _read_header(path, stream, where)
-            if header.offset + header.nbytes != info.file_size:
-                raise DumpFormatError(
-                    path,
-                    f"{where}shape {header.shape} of {header.dtype} needs {header.nbytes} bytes, "
-                    f"the entry holds {info.file_size - header.offset}",
-                )
-            if index is not None and not (header.shape and index < header.shape[0]):
-                raise DumpFormatError(path, f"{where}row {index} is out of range for shape {header.shape}")
-            yield stream, header, index
+            with archive.open(info) as stream:
+                header = _read_header(path, stream, where)
+                if header.offset + header.nbytes != info.file_size:
+                    raise DumpFormatError(
+                        path,
+                        f"{where}shape {header.shape} of {header.dtype} needs {header.nbytes} bytes, "
+                        f"the entry holds {info.file_size - header.offset}",
+                    )
+                if index is not None and not (header.shape and index < header.shape[0]):
+                    raise DumpFormatError(
+                        path, f"{where}row {index} is out of range for shape {header.shape}"
+                    )
+                yield stream, header, index
+        except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as exc:
+            raise DumpFormatError(path, f"{where}damaged .npz member: {exc}") from None
 
 
 def _read_payload(path: PathLike, stream: IO[bytes], nbytes: int) -> bytearray:
-    """Decompress ``nbytes`` into one buffer, chunk by chunk (the CRC is checked at the end)."""
+    """Decompress ``nbytes`` into one buffer, chunk by chunk; reading to the end checks the CRC."""
     buffer = bytearray(nbytes)
     position = 0
-    try:
-        while position < nbytes:
-            chunk = stream.read(min(_CHUNK, nbytes - position))
-            if not chunk:
-                raise DumpFormatError(path, f"truncated .npz member: read {position} of {nbytes} bytes")
-            buffer[position : position + len(chunk)] = chunk
-            position += len(chunk)
-        stream.read(1)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise DumpFormatError(path, f"damaged .npz member: {exc}") from None
+    while position < nbytes:
+        chunk = stream.read(min(_CHUNK, nbytes - position))
+        if not chunk:
+            raise DumpFormatError(path, f"truncated .npz member: read {position} of {nbytes} bytes")
+        buffer[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    stream.read(1)
     return buffer
 
 

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import DumpFormatError
 from . import atb_bin, device_layouts, ge_dump, numpy_files, safetensors_file, torch_files
-from ._files import PathLike, checked_size, read_head
+from ._files import PathLike, checked_size, read_bytes
 
 _EXTENSIONS = {
     ".pt": "torch",
@@ -60,7 +60,7 @@ def detect_format(path: PathLike) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
-    head = read_head(path, 16)
+    head = read_bytes(path, 16)
     if atb_bin.looks_like_atb(head):
         return "atb"
     if head.startswith(b"\x93NUMPY"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, element_count, map_bytes, read_head, view_as
+from ._files import PathLike, checked_size, element_count, map_bytes, read_bytes, view_as
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -61,15 +61,13 @@ def looks_like_safetensors(head: bytes, size: int) -> bool:
 def read_entries(path: PathLike) -> dict[str, SafetensorsEntry]:
     """Parse and validate the header: dtypes, shapes and offsets, all checked against the file size."""
     size = checked_size(path)
-    head = read_head(path, _LENGTH.size)
+    head = read_bytes(path, _LENGTH.size)
     if len(head) < _LENGTH.size:
         raise DumpFormatError(path, f"too short for a safetensors file ({size} bytes)")
     length = _LENGTH.unpack(head)[0]
     if length > size - _LENGTH.size or length > MAX_HEADER:
         raise DumpFormatError(path, f"safetensors header length {length} exceeds the file ({size} bytes)")
-    with open(path, "rb") as handle:
-        handle.seek(_LENGTH.size)
-        raw = handle.read(length)
+    raw = read_bytes(path, length, offset=_LENGTH.size)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, read_head
+from ._files import PathLike, checked_size, read_bytes
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _MISSING = object()
@@ -41,7 +41,7 @@ def _refusal_detail(message: str) -> str:
 def load_object(path: PathLike) -> Any:
     """Whatever the file holds, loaded with ``weights_only=True`` onto the CPU."""
     checked_size(path)
-    head = read_head(path, 4)
+    head = read_bytes(path, 4)
     zipped = is_zip_checkpoint(head)
     if not zipped and not is_legacy_checkpoint(head):
         raise DumpFormatError(path, "is not a torch file: neither a zip archive nor a pickle (protocol 2+)")
@@ -50,8 +50,8 @@ def load_object(path: PathLike) -> Any:
     except pickle.UnpicklingError as exc:
         raise DumpFormatError(
             path,
-            "refused: loading it would need arbitrary unpickling, which could execute code from the file; "
-            f"torch files are read only with torch.load(weights_only=True) ({_refusal_detail(str(exc))})",
+            f"refused: torch.load(weights_only=True) rejected it ({_refusal_detail(str(exc))}); "
+            "loading it with full unpickling could execute code from the file, so that is never done",
         ) from None
     except Exception as exc:
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -110,3 +110,39 @@ def test_indexing_does_not_import_torch(bloom_torch_dump: Path, bloom_atb_dump: 
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(pytest_llmprec.__file__).parent.parent)
+
+
+def _move_out_and_link(folder: Path, outside: Path) -> None:
+    folder.rename(outside)
+    folder.symlink_to(outside, target_is_directory=True)
+
+
+def test_fixed_name_folders_linked_out_of_the_root_are_not_followed(
+    bloom_torch_dump: Path, bloom_atb_dump: Path, tmp_path: Path
+) -> None:
+    _move_out_and_link(bloom_atb_dump / "tensors", tmp_path / "atb_tensors_elsewhere")
+    _move_out_and_link(bloom_torch_dump / "torch_tensors", tmp_path / "torch_tensors_elsewhere")
+    for kind in ("atb", "torch"):
+        dump = load_dump(bloom_atb_dump, kind=kind)
+        assert dump.records == []
+        assert [p.message for p in dump.problems] == [
+            "folder is outside the dump root (symbolic link), not followed"
+        ]
+
+
+def test_msprobe_tensor_folder_linked_out_of_the_root(tmp_path: Path) -> None:
+    rank = tmp_path / "dump" / "step0" / "rank0"
+    save_pth(tmp_path / "elsewhere" / "Functional.relu.0.forward.output.0.pt")
+    entry = {"type": "torch.Tensor", "dtype": "torch.float32", "shape": [2, 3]}
+    entry["data_name"] = "Functional.relu.0.forward.output.0.pt"
+    write_json(
+        rank / "dump.json", {"task": "tensor", "data": {"Functional.relu.0.forward": {"output": [entry]}}}
+    )
+    (rank / "dump_tensor_data").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    dump = load_dump(tmp_path / "dump")
+    assert dump.records == []
+    outside = "folder is outside the dump root (symbolic link), not followed"
+    assert [p.message for p in dump.problems] == [
+        outside,
+        "Functional.relu.0.forward output.0: tensor file 'Functional.relu.0.forward.output.0.pt' not found",
+    ]

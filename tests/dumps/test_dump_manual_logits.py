@@ -76,6 +76,15 @@ def test_manual_missing_files_are_problems(manual_dump: Path, tmp_path: Path) ->
     ]
 
 
+def test_manual_relative_my_path_is_taken_from_the_metadata_folder(manual_dump: Path) -> None:
+    golden = manual_dump / "4242_1" / "golden_tensor"
+    np.save(golden / "mine.npy", np.zeros(3, dtype=np.float32))
+    write_json(golden / "metadata.json", {"mlp_out": {"0": ["ignored", "mine.npy"]}})
+    dump = load_manual_dump(manual_dump)
+    assert dump.info["my_paths"] == {(0, "mlp_out"): str(golden / "mine.npy")}
+    assert dump.problems == []
+
+
 def test_manual_cpu_device_and_broken_metadata(tmp_path: Path) -> None:
     golden = tmp_path / "msit_dump_20240102_030405" / "99_-1" / "golden_tensor"
     save_pth(golden / "0" / "x_tensor.pth")

@@ -108,10 +108,15 @@ def test_ge_bad_names_and_broken_files_are_problems(ge_dump: Path) -> None:
     token = ge_dump / "worldsize2_global_rank1" / "20240125031118" / "1" / "graph_1" / "1" / "0"
     (token / "Add.Add_3.x.6.1").write_bytes(b"")
     (token / "Mul.Mul_1.45.6.17065969121650").write_bytes(b"\x00" * 4)
+    np.savez(token / "Sub.Sub_1.46.6.17065969121651.npz", inputs=np.zeros(2), outputs=np.zeros(2))
     dump = load_ge_dump(ge_dump)
     messages = {Path(p.path).name: p.message for p in dump.problems}
     assert messages["Add.Add_3.x.6.1"].startswith("not a GE dump file name")
     assert "too short for a GE dump" in messages["Mul.Mul_1.45.6.17065969121650"]
+    assert (
+        messages["Sub.Sub_1.46.6.17065969121651.npz"]
+        == "GE .npz summary (inputs/outputs arrays), not indexed"
+    )
     assert len(dump.records) == 9 + 9 + 3
 
 
