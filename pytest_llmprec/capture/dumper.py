@@ -325,13 +325,11 @@ class Dumper:
         self._order.setdefault(self._token, []).append(call.folder)
 
     def _dump_weights(self) -> None:
-        names, tensors = [], []
+        """Queue ``weights/root.<name>.pth`` for the selected parameters, one copy at a time."""
         for name, parameter in self.root.named_parameters(prefix=ROOT):
             if self.config.selects_name(name) or self.config.selects_name(name.rsplit(".", 1)[0]):
-                names.append(name)
-                tensors.append(parameter)
-        for name, copy in zip(names, host_copies(tensors), strict=True):
-            self.writer.save_tensor(str(self.dir / "weights" / f"{name}.pth"), copy)
+                (copy,) = host_copies([parameter])
+                self.writer.save_tensor(str(self.dir / "weights" / f"{name}.pth"), copy)
 
     # ----- end -------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -363,4 +361,5 @@ def close_open_dumpers() -> None:
 
 
 atexit.register(close_open_dumpers)
-os.register_at_fork(after_in_child=_open_dumpers.clear)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_open_dumpers.clear)
