@@ -30,6 +30,10 @@ _EXPORTS = {
     "assert_sqnr": "assertions",
     "assert_ulp": "assertions",
     "assert_precision": "assertions",
+    "DumpConfig": "capture.config",
+    "register_hook": "capture.hooks",
+    "dump_data": "capture.manual",
+    "seed_all": "capture.seed",
     "Dump": "dumps",
     "TensorRecord": "dumps",
     "load_dump": "dumps",
@@ -61,6 +65,10 @@ if TYPE_CHECKING:
         assert_sqnr,
         assert_ulp,
     )
+    from .capture.config import DumpConfig
+    from .capture.hooks import register_hook
+    from .capture.manual import dump_data
+    from .capture.seed import seed_all
     from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
     from .formats import (

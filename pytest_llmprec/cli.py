@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .capture import exec as capture_exec
+from .capture import logits as capture_logits
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmprec",
         description="LLM inference precision tools: dump, compare, opcheck, errcheck, logits.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    capture_exec.add_parser(subparsers)
+    capture_logits.add_parser(subparsers)
     return parser
 
 
@@ -21,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    return args.handler(args)
 
 
 if __name__ == "__main__":

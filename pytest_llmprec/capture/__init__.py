@@ -1,0 +1,58 @@
+"""Capture: dump a model's tensors (module hooks, ``llmprec dump --exec``), manual and logits dumps,
+graph-mode dumps (``fx_dump_backend``; torchair configs in ``pytest_llmprec.capture.torchair``).
+
+Names are imported on first use, so that the ``llmprec`` command line does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DumpConfig": "config",
+    "parse_token_range": "config",
+    "DumpHandle": "hooks",
+    "register_hook": "hooks",
+    "DumpWriteError": "writer",
+    "dump_data": "manual",
+    "seed_all": "seed",
+    "LogitsDumper": "logits",
+    "bad_case_list": "logits",
+    "fx_dump_backend": "fx_dump",
+}
+
+__all__ = [
+    "DumpConfig",
+    "DumpHandle",
+    "DumpWriteError",
+    "LogitsDumper",
+    "bad_case_list",
+    "dump_data",
+    "fx_dump_backend",
+    "parse_token_range",
+    "register_hook",
+    "seed_all",
+]
+
+if TYPE_CHECKING:
+    from .config import DumpConfig, parse_token_range
+    from .fx_dump import fx_dump_backend
+    from .hooks import DumpHandle, register_hook
+    from .logits import LogitsDumper, bad_case_list
+    from .manual import dump_data
+    from .seed import seed_all
+    from .writer import DumpWriteError
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_llmprec.capture' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
