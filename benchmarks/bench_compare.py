@@ -13,7 +13,7 @@ Measured, with the page cache warm:
   -n 2         the same with pytest-xdist on two workers.
 Peak RSS is the largest resident set of any process of the run (ru_maxrss of the children).
 
-Run: python benchmarks/bench_compare.py [--layers 6] [--tokens 3]
+Run: python benchmarks/bench_compare.py [--layers 4] [--tokens 3]
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def measured(command: list[str], cwd: Path) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=3)
     parser.add_argument("--seq", type=int, default=384)
     parser.add_argument("--repeats", type=int, default=2)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_k
 from .walk import SafeWalker
 
 TREE_FILE = "model_tree.json"
+ORDER_FILE = "execution_order.json"
 STATISTICS_FILE = "statistics.csv"
 WEIGHTS_FOLDER = "weights"
 WEIGHTS_TOKEN = "weights"
@@ -119,7 +121,14 @@ def _implied_key(name: str) -> tuple[Any, ...]:
 
 
 def _node_key(name: str, positions: dict[str, int]) -> tuple[Any, ...]:
-    """Sort key of a module folder: its tree position, or right before its nearest ancestor in the tree."""
+    """Sort key of a module folder: its tree position, or right before its nearest ancestor in the tree.
+
+    A repeated call's folder ``{module}@k`` sorts right after ``{module}``.
+    """
+    base, at, call = name.rpartition("@")
+    if at and call.isdigit():
+        position, rank, implied = _node_key(base, positions)
+        return (position, rank, (*implied, int(call)))
     position = positions.get(name)
     if position is not None:
         return (position, 1, ())
@@ -132,11 +141,17 @@ def _node_key(name: str, positions: dict[str, int]) -> tuple[Any, ...]:
     return (math.inf, 0, _implied_key(name))
 
 
-def _parse_leaf(name: str) -> tuple[str, str, tuple[int, ...]] | None:
-    """``input_1.pth`` → (stem, role, numbers) for ``input[_N...]``/``output[_N...]`` ``.pth`` files."""
+def _parse_leaf(name: str) -> tuple[str, str, tuple[Any, ...]] | None:
+    """``input_1.pth`` → (stem, role, sort key) for ``input[_N...]``/``output[_N...]`` ``.pth`` files.
+
+    Keyword-argument inputs ``kwarg_{name}.pth`` (written by our capture) are inputs sorted after
+    the positional ones.
+    """
     if not name.endswith(".pth"):
         return None
     stem = name[:-4]
+    if stem.startswith("kwarg_") and len(stem) > 6:
+        return stem, "input", (1, natural_key(stem))
     if stem.startswith("input"):
         role, rest = "input", stem[5:]
     elif stem.startswith("output"):
@@ -144,11 +159,11 @@ def _parse_leaf(name: str) -> tuple[str, str, tuple[int, ...]] | None:
     else:
         return None
     if not rest:
-        return stem, role, ()
+        return stem, role, (0, ())
     parts = rest.split("_")
     if parts[0] or not all(part.isascii() and part.isdigit() for part in parts[1:]):
         return None
-    return stem, role, tuple(int(part) for part in parts[1:])
+    return stem, role, (0, tuple(int(part) for part in parts[1:]))
 
 
 class _TorchIndexer:
@@ -183,8 +198,13 @@ class _TorchIndexer:
         folders, files = self.walker.listdir(folder)
         positions: dict[str, int] = {}
         types: dict[str, str] = {}
+        calls: dict[str, list[str]] = {}
         for entry in files:
-            if entry.name == TREE_FILE:
+            if entry.name == ORDER_FILE:
+                calls = _execution_order(self.walker.read_json(entry.path))
+                if not calls:
+                    self.walker.report(entry.path, "no {token: [module folders]} object in the file")
+            elif entry.name == TREE_FILE:
                 tree = self.walker.read_json(entry.path)
                 if tree is not None:
                     positions, types = _tree_order(tree)
@@ -200,7 +220,9 @@ class _TorchIndexer:
                 continue
             token = as_number(entry.name)
             if token is not None:
-                self._token(entry.path, token, rank, positions, types, keys)
+                self._token(
+                    entry.path, token, rank, types, _sort_keys(calls.get(str(token)), positions, keys)
+                )
             elif entry.name == WEIGHTS_FOLDER:
                 self._weights(entry.path, rank)
             else:
@@ -211,9 +233,8 @@ class _TorchIndexer:
         folder: str,
         token: int,
         rank: int | None,
-        positions: dict[str, int],
         types: dict[str, str],
-        keys: dict[str, tuple[Any, ...]],
+        node_key_of: Callable[[str], tuple[Any, ...]],
     ) -> None:
         token_key = token_sort_key(token)
         rank_key = rank_sort_key(rank)
@@ -222,9 +243,7 @@ class _TorchIndexer:
             self.walker.report(entry.path, "unexpected file in a token folder, ignored")
         for module in modules:
             node = module.name
-            node_key = keys.get(node)
-            if node_key is None:
-                node_key = keys[node] = _node_key(node, positions)
+            node_key = node_key_of(node)
             node_type = types.get(node, "")
             _, files = self.walker.listdir(module.path)
             for entry in files:
@@ -235,10 +254,11 @@ class _TorchIndexer:
                     else:
                         self.walker.report(entry.path, "not an input_N/output_N .pth file, ignored")
                     continue
-                stem, role, numbers = leaf
+                stem, role, leaf_key = leaf
+                numbers = leaf_key[1] if leaf_key[0] == 0 else ()
                 self.rows.append(
                     Row(
-                        (token_key, node_key, rank_key, role == "output", numbers),
+                        (token_key, node_key, rank_key, role == "output", leaf_key),
                         entry.path,
                         token,
                         node,
@@ -261,6 +281,34 @@ class _TorchIndexer:
             node = entry.name[:-4]
             key = (token_key, (0, 0, natural_key(node)), rank_sort_key(rank), False, ())
             self.rows.append(Row(key, entry.path, WEIGHTS_TOKEN, node, "weight", "weight", 0, "", rank, None))
+
+
+def _sort_keys(
+    called: list[str] | None, positions: dict[str, int], cache: dict[str, tuple[Any, ...]]
+) -> Callable[[str], tuple[Any, ...]]:
+    """Node sort keys for one token: the recorded call order when there is one (folders not in it
+    come last), else the model tree's post-order (cached across tokens)."""
+    if called:
+        index = {name: position for position, name in enumerate(called)}
+        return lambda name: (index[name], 1, ()) if name in index else (math.inf, 0, _implied_key(name))
+
+    def from_tree(name: str) -> tuple[Any, ...]:
+        if name not in cache:
+            cache[name] = _node_key(name, positions)
+        return cache[name]
+
+    return from_tree
+
+
+def _execution_order(data: Any) -> dict[str, list[str]]:
+    """``execution_order.json`` (token -> module folders in completion order), or {} if malformed."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(token): folders
+        for token, folders in data.items()
+        if isinstance(folders, list) and all(isinstance(folder, str) for folder in folders)
+    }
 
 
 def index_torch_dump(location: TorchLocation) -> Dump:

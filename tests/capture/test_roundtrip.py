@@ -52,10 +52,6 @@ def test_torch_dump_loads_back_record_by_record(tmp_path, model, prompt):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dumps/torch_dump.py does not read execution_order.json yet (reports it as unexpected)",
-)
 def test_execution_order_file_is_accepted_and_orders_repeated_calls(tmp_path):
     class Twice(nn.Module):
         def __init__(self) -> None:
@@ -75,7 +71,6 @@ def test_execution_order_file_is_accepted_and_orders_repeated_calls(tmp_path):
     assert [record.node for record in dump.records] == order
 
 
-@pytest.mark.xfail(strict=True, reason="dumps/torch_dump.py does not index kwarg_{name}.pth inputs yet")
 def test_keyword_argument_tensors_are_indexed_as_inputs(tmp_path):
     class Scaled(nn.Module):
         def forward(self, x, *, scale):

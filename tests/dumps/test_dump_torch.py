@@ -264,3 +264,49 @@ def test_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
     finally:
         sys.setrecursionlimit(limit)
     assert [r.node for r in dump.records] == [deepest, "root"]
+
+
+def test_repeated_call_folders_follow_their_module_and_kwargs_follow_positional_inputs(
+    tmp_path: Path,
+) -> None:
+    device = tmp_path / "msit_dump_1" / "torch_tensors" / "cpu_9"
+    tree = {
+        "name": "root",
+        "type": "M",
+        "children": [
+            {"name": "root.a", "type": "L", "children": []},
+            {"name": "root.b", "type": "L", "children": []},
+        ],
+    }
+    write_json(device / "model_tree.json", tree)
+    for module in ("root", "root.a", "root.a@1", "root.a@2", "root.b"):
+        save_pth(device / "0" / module / "output.pth")
+    for leaf in ("kwarg_scale", "input_1", "input_0", "kwarg_bias"):
+        save_pth(device / "0" / "root.b" / f"{leaf}.pth")
+    dump = load_dump(device)
+    assert [(r.node, r.leaf, r.role) for r in dump.records] == [
+        ("root.a", "output", "output"),
+        ("root.a@1", "output", "output"),
+        ("root.a@2", "output", "output"),
+        ("root.b", "input_0", "input"),
+        ("root.b", "input_1", "input"),
+        ("root.b", "kwarg_bias", "input"),
+        ("root.b", "kwarg_scale", "input"),
+        ("root.b", "output", "output"),
+        ("root", "output", "output"),
+    ]
+    assert dump.problems == []
+
+
+def test_execution_order_file_sets_the_order_of_each_token(tmp_path: Path) -> None:
+    device = tmp_path / "msit_dump_1" / "torch_tensors" / "cpu_9"
+    write_json(device / "model_tree.json", {"name": "root", "type": "M", "children": []})
+    write_json(device / "execution_order.json", {"0": ["root.b", "root.a", "root"], "1": ["root.a", "root"]})
+    for token, modules in ((0, ("root", "root.a", "root.b")), (1, ("root", "root.a", "root.extra"))):
+        for module in modules:
+            save_pth(device / str(token) / module / "output.pth")
+    dump = load_dump(device)
+    assert [(r.token, r.node) for r in dump.records] == [
+        (0, "root.b"), (0, "root.a"), (0, "root"), (1, "root.a"), (1, "root"), (1, "root.extra"),
+    ]  # fmt: skip
+    assert dump.problems == []
