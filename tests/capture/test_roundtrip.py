@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import tiny_llm
 import torch
 from capture_helpers import load
