@@ -16,7 +16,8 @@ _EXPORTS = {
     "compare_tensors": "metrics",
     "row_kl_divergence": "metrics",
     "Standard": "standards",
-    "Threshold": "standards",
+    "Threshold": "thresholds",
+    "Tolerance": "thresholds",
     "Verdict": "standards",
     "judge": "standards",
     "get_standard": "standards",
@@ -83,7 +84,8 @@ if TYPE_CHECKING:
         write_ge_dump,
     )
     from .metrics import CompareResult, compare_tensors, row_kl_divergence
-    from .standards import Standard, Threshold, Verdict, get_standard, judge
+    from .standards import Standard, Verdict, get_standard, judge
+    from .thresholds import Threshold, Tolerance
 
 
 def __getattr__(name: str) -> Any:

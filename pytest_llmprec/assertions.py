@@ -9,7 +9,6 @@ worst element.
 
 from __future__ import annotations
 
-from .kernel import Tolerance
 from .metrics import (
     CompareResult,
     TensorLike,
@@ -20,6 +19,7 @@ from .metrics import (
     unravel_index,
 )
 from .standards import Layer, Outcome, Standard, Threshold, Verdict, judge, resolve_standard, round_outward
+from .thresholds import Tolerance
 
 _ELEMENTWISE = {"max_absolute_error": "abs", "max_relative_error": "rel", "max_ulp_error": "ulp"}
 _ERROR_TEXT = {"abs": "|my - golden|", "rel": "relative error", "ulp": "error in ULP"}

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .thresholds import Tolerance
+
 try:
     from . import _kernel
 except ImportError:  # the optional extension was not built
@@ -46,23 +48,6 @@ DEVICE_PIECE = 1 << 22
 
 COPY_PIECE = 1 << 20
 """Elements copied at once from a non-contiguous tensor."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Element-wise tolerance: an element passes when ``|g| <= small`` or ``|m - g| <= atol + rtol*|g|``."""
-
-    rtol: float
-    atol: float = 0.0
-    small: float = 0.0
-
-    def __str__(self) -> str:
-        parts = [f"rtol={self.rtol:g}"]
-        if self.atol:
-            parts.append(f"atol={self.atol:g}")
-        if self.small:
-            parts.append(f"|golden|<={self.small:g} passes")
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

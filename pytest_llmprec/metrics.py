@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from . import kernel
-from .kernel import Tolerance
 from .names import METRICS
+from .thresholds import Tolerance
 
 TensorLike = Any
 """A torch tensor, a NumPy array (ml_dtypes bfloat16/float8 included), a Python number or nested list."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ..names import PROFILE_NAMES, THRESHOLD_KEYWORDS
+from ..thresholds import Rule, Threshold, parse_rules
 
 DEFAULT_REPORT_DIR = "llmprec-report"
 DEFAULT_BASELINE_TOLERANCE = 0.1
@@ -113,17 +114,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """The plugin's settings as given: command line first, then ini, then defaults.
-
-    Reading them imports nothing heavy; rules and thresholds are parsed by the session.
-    """
+    """The plugin's settings: command line first, then ini, then defaults (reading them needs no torch)."""
 
     golden: Path | None
     my: Path | None
     report_dir: Path
     ini_standard: str | None
     cli_standard: str | None
-    cli_thresholds: dict[str, float]
+    cli_thresholds: tuple[Threshold, ...]
     tokens: str | None
     select: tuple[str, ...]
     mapping_file: Path | None
@@ -131,7 +129,7 @@ class Settings:
     baseline_tolerance: float
     update_baseline: bool
     fail_on_unmatched: bool
-    rule_lines: tuple[str, ...]
+    rules: tuple[Rule, ...]
 
     @property
     def compares_dumps(self) -> bool:
@@ -155,11 +153,15 @@ def read_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             f"--llm-standard={chosen}: unknown profile; choose one of {', '.join(PROFILE_NAMES)}"
         )
-    thresholds = {
-        keyword: config.getoption(f"llm_{keyword}")
-        for keyword in THRESHOLD_KEYWORDS
+    thresholds = tuple(
+        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {option_name(keyword)}")
+        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
         if config.getoption(f"llm_{keyword}") is not None
-    }
+    )
+    try:
+        rules = tuple(parse_rules(config.getini("llm_rules")))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini llm_rules: {exc}") from None
     tolerance = config.getoption("llm_baseline_tolerance")
     if tolerance is None:
         text = config.getini("llm_baseline_tolerance")
@@ -181,7 +183,7 @@ def read_settings(config: pytest.Config) -> Settings:
         baseline_tolerance=tolerance,
         update_baseline=config.getoption("llm_update_baseline"),
         fail_on_unmatched=config.getoption("llm_fail_on_unmatched") or config.getini("llm_fail_on_unmatched"),
-        rule_lines=tuple(config.getini("llm_rules")),
+        rules=rules,
     )
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")

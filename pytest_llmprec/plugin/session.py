@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..dumps.base import Dump
 from ..errors import DumpFormatError, LlmprecError
 from ..matching import MatchOptions, MatchResult, NameMapping, Pair, match_dumps, parse_tokens
-from ..names import THRESHOLD_KEYWORDS
 from ..report.baseline import Baseline, write_baseline
 from ..report.csv_files import write_csv
 from ..report.rows import COLUMNS, row_sort_key
 from ..report.summary import summary_lines
-from ..standards import Layer, Standard, Threshold, parse_rules, resolve_standard, rule_layer
-from .options import Settings, option_name
+from ..thresholds import Layer, rule_layer
+from .options import Settings
+
+if TYPE_CHECKING:
+    from ..standards import Standard
 
 UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
 
@@ -40,14 +42,6 @@ class LlmSession:
         self._match: MatchResult | None = None
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="llmprec-prefetch")
         self._prefetched: dict[str, Future] = {}
-        try:
-            self.rules = parse_rules(settings.rule_lines)
-        except ValueError as exc:
-            raise pytest.UsageError(f"ini llm_rules: {exc}") from None
-        self.cli_thresholds = tuple(
-            Threshold(*THRESHOLD_KEYWORDS[keyword], value, f"command line {option_name(keyword)}")
-            for keyword, value in settings.cli_thresholds.items()
-        )
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
             self.mapping = NameMapping.load(settings.mapping_file) if settings.mapping_file else None
@@ -106,7 +100,7 @@ class LlmSession:
         layers = []
         if self.settings.ini_standard:
             layers.append(Layer("ini llm_standard", profile=self.settings.ini_standard))
-        matched = rule_layer(self.rules, name)
+        matched = rule_layer(self.settings.rules, name)
         if matched is not None:
             layers.append(matched)
         if marker is not None:
@@ -119,27 +113,32 @@ class LlmSession:
                 )
             except ValueError as exc:
                 raise LlmprecError(f"@pytest.mark.llm_precision: {exc}") from None
-        layers.append(Layer("command line", self.settings.cli_standard, self.cli_thresholds))
+        layers.append(Layer("command line", self.settings.cli_standard, self.settings.cli_thresholds))
         if call is not None:
             layers.append(call)
         return layers
 
     def standard(self, name: str, golden_dtype, my_dtype, marker=None, call: Layer | None = None) -> Standard:
+        from ..standards import resolve_standard
+
         return resolve_standard(golden_dtype, my_dtype, self.layers(name, marker, call))
 
     # --- tensors --------------------------------------------------------------------------------
 
     def prefetch(self, pair: Pair) -> None:
-        """Start reading ``pair``'s tensors in the background (the next item's, while one runs)."""
-        if pair.key not in self._prefetched:
-            self._prefetched[pair.key] = self._loader.submit(_load_pair, pair)
+        """Start reading ``pair``'s tensors in the background (the next item's, while one runs).
+
+        At most two pairs are held: the running item's and the next one's.
+        """
+        if pair.key in self._prefetched:
+            return
+        while len(self._prefetched) >= 2:
+            self._prefetched.pop(next(iter(self._prefetched))).cancel()
+        self._prefetched[pair.key] = self._loader.submit(_load_pair, pair)
 
     def tensors(self, pair: Pair):
         """(golden, my) tensors of ``pair``; raises the reader's ``DumpFormatError``."""
         future = self._prefetched.pop(pair.key, None)
-        for stale in list(self._prefetched):  # keep memory bounded: only the next pair waits
-            if stale != pair.key:
-                self._prefetched.pop(stale).cancel()
         return future.result() if future is not None else _load_pair(pair)
 
     # --- rows and reports -----------------------------------------------------------------------

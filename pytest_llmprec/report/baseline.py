@@ -11,11 +11,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LlmprecError
-from ..metrics import CompareResult
 from .csv_files import read_csv, write_csv
+
+if TYPE_CHECKING:
+    from ..metrics import CompareResult
 
 METRICS = ("cosine_similarity", "relative_euclidean_distance", "max_absolute_error", "kl_divergence")
 COLUMNS = ("pair_key", *METRICS)

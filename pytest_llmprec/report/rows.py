@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..dumps.base import TensorRecord
-from ..metrics import CompareResult
-from ..standards import AnyOf, Verdict
+if TYPE_CHECKING:
+    from ..dumps.base import TensorRecord
+    from ..metrics import CompareResult
+    from ..standards import Verdict
 
 STANDARD_COLUMNS = (
     "token_id", "data_id",
@@ -42,7 +43,7 @@ def _checks(verdict: Verdict) -> tuple[str, str]:
     """``metric = value (needs op threshold)`` for each failed check, and their sources."""
     failed, sources = [], []
     for outcome in verdict.failures:
-        options = outcome.check.options if isinstance(outcome.check, AnyOf) else (outcome.check,)
+        options = getattr(outcome.check, "options", (outcome.check,))
         values = ", ".join(f"{t.metric} = {v:.6g}" for t, v in zip(options, outcome.actual, strict=True))
         needs = " or ".join(f"{t.op} {t.value:g}" for t in options)
         failed.append(f"{values} (needs {needs})")
