@@ -12,6 +12,9 @@ Measured, with the page cache warm:
   serial       pytest --llm-golden=G --llm-my=M -q;
   -n 2         the same with pytest-xdist on two workers.
 Peak RSS is the largest resident set of any process of the run (ru_maxrss of the children).
+The runs get the environment without PYTHONDONTWRITEBYTECODE: with it set, pytest cannot cache the
+plugins' assertion-rewritten modules and spends about 2 s re-parsing them on every start, which
+has nothing to do with the comparison.
 
 Run: python benchmarks/bench_compare.py [--layers 4] [--tokens 3]
 """
@@ -140,16 +143,21 @@ def main() -> None:
             "read floor": [sys.executable, "-c", READ_FLOOR, *files],
             "serial": pytest_cmd,
             "-n 2": [*pytest_cmd, "-n", "2"],
+            "serial, -p no:logging": [*pytest_cmd, "-p", "no:logging"],
         }
         measured(runs["read floor"], work)  # warm the page cache
+        measured(pytest_cmd, work)  # let pytest cache its rewritten plugin modules
         results = {}
         for name, command in runs.items():
             best = min((measured(command, work) for _ in range(args.repeats)), key=lambda r: r[0])
             results[name] = best
             wall, rss, code = best
-            print(f"{name:<11} {wall:7.2f} s   peak RSS {rss:7.0f} MiB   exit {code}")
-        floor, serial, parallel = (results[name][0] for name in runs)
-        print(f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x")
+            print(f"{name:<22} {wall:7.2f} s   peak RSS {rss:7.0f} MiB   exit {code}")
+        floor, serial, parallel, quiet = (results[name][0] for name in runs)
+        print(
+            f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x   "
+            f"serial without the logging plugin / read floor: {quiet / floor:.2f}x"
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

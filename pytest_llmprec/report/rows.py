@@ -81,10 +81,9 @@ def comparison_row(
         "standard": verdict.standard.name,
         "baseline": "regressed" if regressions else "",
     }
-    values = result.as_dict()
     for column in COLUMNS:
-        if column not in row and column in values:
-            row[column] = values[column]
+        if column not in row and hasattr(result, column):
+            row[column] = getattr(result, column)
     row["golden_shape"] = _shape(result.golden_shape)
     row["my_shape"] = _shape(result.my_shape)
     row["worst_index"] = str(tuple(result.worst_index)) if result.compared_count else ""
