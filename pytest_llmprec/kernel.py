@@ -39,8 +39,8 @@ if _kernel is not None and tuple(_kernel.FIELDS) != FIELDS:  # pragma: no cover 
 REL_EPS = 2.0**-23
 """Golden magnitudes at or below this are left out of the relative errors (as msit does)."""
 
-THREAD_SPLIT_MIN = 1 << 20
-"""Element count above which a CPU comparison is split over threads."""
+THREAD_SPLIT_MIN = 1 << 18
+"""Elements per thread below which a CPU comparison is not split further."""
 
 TORCH_PIECE = {"cpu": 1 << 16}
 DEVICE_PIECE = 1 << 22
@@ -185,8 +185,19 @@ _C_KINDS: dict[torch.dtype, str] = {
     torch.uint16: "u16", torch.uint32: "u32", torch.uint64: "u64",
 }  # fmt: skip
 _LUTS: dict[torch.dtype, bytes] = {}
-_POOL_SIZE = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+_threads_wanted = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
+
+
+def set_threads(count: int) -> None:
+    """Use at most ``count`` threads per comparison (default: torch's intra-op thread count)."""
+    global _threads_wanted, _pool
+    if count < 1:
+        raise ValueError("at least one thread")
+    if count != _threads_wanted and _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+    _threads_wanted = count
 
 
 def _c_kind(tensor: torch.Tensor) -> bool:
@@ -208,7 +219,7 @@ def _c_args(tensor: torch.Tensor) -> tuple[object, int, bytes | None]:
 def _threads() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="llmprec-kernel")
+        _pool = ThreadPoolExecutor(_threads_wanted, thread_name_prefix="llmprec-kernel")
     return _pool
 
 
@@ -224,7 +235,7 @@ def _accumulate_c(
         return dict(zip(FIELDS, values, strict=True))
 
     n = golden.numel()
-    parts = min(_POOL_SIZE, max(1, n // THREAD_SPLIT_MIN))
+    parts = min(_threads_wanted, max(1, n // THREAD_SPLIT_MIN))
     if parts == 1:
         return run(0, n)
     bounds = [n * k // parts for k in range(parts + 1)]

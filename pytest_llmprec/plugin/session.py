@@ -8,6 +8,7 @@ process) writes the report files and the terminal summary.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,11 @@ class LlmSession:
         except (ValueError, LlmprecError) as exc:
             raise pytest.UsageError(str(exc)) from None
         self.baseline = self._load_baseline()
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+        if self.is_worker and workers > 1:  # share the cores between the workers' comparisons
+            from ..kernel import set_threads
+
+            set_threads(max(1, (os.cpu_count() or 1) // workers))
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.baseline

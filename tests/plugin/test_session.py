@@ -312,3 +312,32 @@ def test_xdist_report_equals_the_serial_report(pytester, dumps, tmp_path):
     result.stdout.fnmatch_lines(["*first divergence: token0/root.b.c/output_0*"])
     assert read_report(serial) == read_report(parallel)
     assert read_report(serial, "llmprec_unmatched_") == read_report(parallel, "llmprec_unmatched_")
+
+
+def test_report_is_written_when_an_xdist_worker_dies(pytester, dumps, tmp_path):
+    golden, my = dumps()
+    pytester.makeconftest(
+        """
+        import os
+
+        def pytest_runtest_call(item):
+            if item.name == "llm/token1/root.a/output":
+                os._exit(3)
+        """
+    )
+    report_dir = tmp_path / "reports"
+    result = pytester.runpytest_subprocess(
+        f"--llm-golden={golden}",
+        f"--llm-my={my}",
+        f"--llm-report-dir={report_dir}",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*worker*crashed*"])
+    _, rows = read_report(report_dir)
+    keys = {row["pair_key"] for row in rows}
+    assert "token1/root.a/output" not in keys
+    assert len(keys) >= 5  # every pair that finished before or after the crash
