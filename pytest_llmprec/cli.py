@@ -12,7 +12,8 @@ from .capture import logits as capture_logits
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmprec",
-        description="LLM inference precision tools: dump, compare, opcheck, errcheck, logits.",
+        description="LLM inference precision tools: capture dumps without code changes. "
+        "Comparisons run as tests: pytest --llm-golden=GOLDEN --llm-my=MINE.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     capture_exec.add_parser(subparsers)
