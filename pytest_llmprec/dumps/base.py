@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from ..formats import TensorInfo
+
 ROLES = ("input", "output", "weight", "tensor")
 
 _DIGITS = re.compile(r"(\d+)")
@@ -47,6 +49,12 @@ class TensorRecord:
         from ..formats import load_tensor
 
         return load_tensor(self.path, member=self.member)
+
+    def probe(self) -> TensorInfo:
+        """dtype, shape and storage format, read from the file's header (not its payload)."""
+        from ..formats import probe_tensor
+
+        return probe_tensor(self.path, member=self.member)
 
     def describe(self) -> str:
         return self.path if self.member is None else f"{self.path}[{self.member}]"

@@ -31,6 +31,10 @@ class _LlmItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
+    def reportinfo(self):
+        # no domain: pytest would print one that ends the node id with each "." shown as "::"
+        return self.path, None, ""
+
 
 class PairItem(_LlmItem):
     """Compares one golden/my pair and records its report row."""
@@ -40,9 +44,6 @@ class PairItem(_LlmItem):
         self.pair = pair
         self.llm = llm
         self.add_marker("llm_compare")
-
-    def reportinfo(self):
-        return self.path, None, f"{ID_PREFIX}/{self.pair.key}"
 
     def runtest(self) -> None:
         pair = self.pair
@@ -80,9 +81,6 @@ class UnmatchedItem(_LlmItem):
     def __init__(self, *, llm: LlmSession, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.llm = llm
-
-    def reportinfo(self):
-        return self.path, None, f"{ID_PREFIX}/unmatched"
 
     def runtest(self) -> None:
         unmatched = self.llm.match().unmatched

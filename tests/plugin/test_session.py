@@ -341,3 +341,20 @@ def test_report_is_written_when_an_xdist_worker_dies(pytester, dumps, tmp_path):
     keys = {row["pair_key"] for row in rows}
     assert "token1/root.a/output" not in keys
     assert len(keys) >= 5  # every pair that finished before or after the crash
+
+
+def test_mapping_file_and_ini_paths(pytester, tmp_path):
+    golden = write_torch_dump(
+        tmp_path / "g", {0: {"root.model.x": {"output": ONES}, "root.head": {"output": ONES}}}
+    )
+    my = write_torch_dump(
+        tmp_path / "m", {0: {"root.transformer.x": {"output": ONES}, "root.head": {"output": ONES}}}
+    )
+    (pytester.path / "names.json").write_text('{"root.model.*": "root.transformer.*"}')
+    pytester.makeini(f"[pytest]\nllm_golden = {golden}\nllm_my = {my}\nllm_mapping_file = names.json\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*llm/token0/root.model.x/output PASSED*"])
+    bad = pytester.runpytest("-p", "no:cacheprovider", f"--llm-mapping-file={tmp_path / 'missing.json'}")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*missing.json: cannot read the mapping file*"])
