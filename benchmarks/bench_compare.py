@@ -11,10 +11,7 @@ Measured, with the page cache warm:
                of both dumps once (the least any comparison must do);
   serial       pytest --llm-golden=G --llm-my=M -q;
   -n 2         the same with pytest-xdist on two workers.
-Peak RSS is the largest resident set of any process of the run (ru_maxrss of the children).
-The runs get the environment without PYTHONDONTWRITEBYTECODE: with it set, pytest cannot cache the
-plugins' assertion-rewritten modules and spends about 2 s re-parsing them on every start, which
-has nothing to do with the comparison.
+Peak RSS is the largest resident set of any process of the run (see measure.run_process).
 
 Run: python benchmarks/bench_compare.py [--layers 4] [--tokens 3]
 """
@@ -24,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from measure import run_process
 
 HIDDEN, INTERMEDIATE, HEADS = 2048, 5632, 16
 
@@ -38,13 +35,6 @@ READ_FLOOR = """
 import sys, torch
 for path in sys.argv[1:]:
     torch.load(path, weights_only=True)
-"""
-
-RUN_MEASURED = """
-import resource, subprocess, sys, time
-start = time.perf_counter()
-code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
 """
 
 
@@ -109,15 +99,6 @@ def write_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, 
     return roots["golden"], roots["my"], total
 
 
-def measured(command: list[str], cwd: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MiB of any child process, exit code)."""
-    out = subprocess.run(
-        [sys.executable, "-c", RUN_MEASURED, *command], cwd=cwd, capture_output=True, text=True
-    )
-    wall, rss_kib, code = out.stdout.split()
-    return float(wall), int(rss_kib) / 1024, int(code)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=4)
@@ -145,14 +126,14 @@ def main() -> None:
             "-n 2": [*pytest_cmd, "-n", "2"],
             "serial, -p no:logging": [*pytest_cmd, "-p", "no:logging"],
         }
-        measured(runs["read floor"], work)  # warm the page cache
-        measured(pytest_cmd, work)  # let pytest cache its rewritten plugin modules
+        run_process(runs["read floor"], work)  # warm the page cache
+        run_process(pytest_cmd, work)  # let pytest cache its rewritten plugin modules
         results = {}
         for name, command in runs.items():
-            best = min((measured(command, work) for _ in range(args.repeats)), key=lambda r: r[0])
+            best = min((run_process(command, work) for _ in range(args.repeats)), key=lambda r: r[0])
             results[name] = best
             wall, rss, code = best
-            print(f"{name:<22} {wall:7.2f} s   peak RSS {rss:7.0f} MiB   exit {code}")
+            print(f"{name:<22} {wall:7.2f} s   peak RSS {rss / 2**20:7.0f} MiB   exit {code}")
         floor, serial, parallel, quiet = (results[name][0] for name in runs)
         print(
             f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x   "

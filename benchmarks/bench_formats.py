@@ -18,40 +18,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from measure import best_time, peak_extra_bytes
 from safetensors.torch import load_file, save_file
 
 from pytest_llmprec.formats import load_tensor, save_atb_bin
-
-
-def best_time(function, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def peak_extra_bytes(function) -> int:
-    """Rise of the peak RSS while ``function`` runs (Linux)."""
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset the peak resident set size to the current one
-    before = _status_kib("VmRSS:")
-    function()
-    return (_status_kib("VmHWM:") - before) * 1024
 
 
 def atb_read_whole(path: Path) -> torch.Tensor:

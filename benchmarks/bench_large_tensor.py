@@ -14,37 +14,20 @@ Run: python benchmarks/bench_large_tensor.py [--seq 2048]
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from measure import run_process
 
 VOCAB = 152064
-
-MEASURE = """
-import resource, subprocess, sys, time
-start = time.perf_counter()
-code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
-"""
 
 LOAD_BOTH = """
 import sys, torch
 golden, my = (torch.load(path, weights_only=True) for path in sys.argv[1:])
 """
-
-
-def measured(command: list[str], cwd: Path) -> tuple[float, float, int]:
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    out = subprocess.run(
-        [sys.executable, "-c", MEASURE, *command], cwd=cwd, capture_output=True, text=True, env=environment
-    )
-    wall, rss_kib, code = out.stdout.split()
-    return float(wall), int(rss_kib) * 1024, int(code)
 
 
 def main() -> None:
@@ -67,10 +50,10 @@ def main() -> None:
             sys.executable, "-m", "pytest", f"--llm-golden={paths[0]}", f"--llm-my={paths[1]}", "-q",
             "-p", "no:cacheprovider", f"--llm-report-dir={folder / 'report'}",
         ]  # fmt: skip
-        measured(command, work)  # warm the page cache and pytest's caches
+        run_process(command, work)  # warm the page cache and pytest's caches
         baseline = [sys.executable, "-c", LOAD_BOTH, *paths]
         for name, run in (("torch.load both", baseline), ("pytest", command)):
-            wall, peak, code = measured(run, work)
+            wall, peak, code = run_process(run, work)
             print(
                 f"{name:<16} {wall:6.2f} s   peak RSS {peak / 2**30:5.2f} GiB "
                 f"({peak / golden_bytes:.2f}x the golden tensor)   exit {code}"

@@ -14,37 +14,11 @@ Run: python benchmarks/bench_metrics.py [--elements N]
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from measure import best_time, peak_extra_bytes
 
 from pytest_llmprec import compare_tensors
-
-
-def best_time(function, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def peak_extra_bytes(function) -> int:
-    """Rise of the peak RSS while ``function`` runs (Linux)."""
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset the peak resident set size to the current one
-    before = _status_kib("VmRSS:")
-    function()
-    return (_status_kib("VmHWM:") - before) * 1024
 
 
 def naive_metrics(golden: torch.Tensor, my: torch.Tensor) -> dict[str, float]:

@@ -173,7 +173,8 @@ logits dump switched on. The harness sees:
   LOGITS_DUMP_TOKEN_MAX_LENGTH=N        dump tokens 0..N-1
   BAD_CASE_LIST=[...]                   case keys from the CSV's 'key' column
 and writes logits_{task}_{batch_id}_{token_id}.pth (pytest_llmprec.capture.LogitsDumper does
-this for your own harness). Compare two such folders with logitscmp.
+this for your own harness). Compare two such folders with
+pytest --llm-golden=GOLDEN_LOGITS_DIR --llm-my=MY_LOGITS_DIR.
 
 example:
   llmprec logitsdump --exec "modeltest --model_name llama ..." --bad-case-result bad.csv --token-range 8

@@ -358,3 +358,18 @@ def test_mapping_file_and_ini_paths(pytester, tmp_path):
     bad = pytester.runpytest("-p", "no:cacheprovider", f"--llm-mapping-file={tmp_path / 'missing.json'}")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*missing.json: cannot read the mapping file*"])
+
+
+def test_logits_folders_compare_case_by_case(pytester, tmp_path):
+    for side, shift in (("golden", 0.0), ("my", 0.5)):
+        folder = tmp_path / side / "logits"
+        folder.mkdir(parents=True)
+        for key in (12, 40):
+            for token in (0, 1):
+                torch.save(
+                    torch.arange(8.0) + (shift if (key, token) == (40, 1) else 0.0),
+                    folder / f"logits_dev.jsonl_{key}_{token}.pth",
+                )
+    result = run(pytester, tmp_path / "golden" / "logits", tmp_path / "my" / "logits", "-v")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*llm/token1/dev.jsonl_40/logits FAILED*"])
