@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -187,6 +188,7 @@ _C_KINDS: dict[torch.dtype, str] = {
 _LUTS: dict[torch.dtype, bytes] = {}
 _threads_wanted = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def set_threads(count: int) -> None:
@@ -194,10 +196,11 @@ def set_threads(count: int) -> None:
     global _threads_wanted, _pool
     if count < 1:
         raise ValueError("at least one thread")
-    if count != _threads_wanted and _pool is not None:
-        _pool.shutdown(wait=False)
-        _pool = None
-    _threads_wanted = count
+    with _pool_lock:
+        if count != _threads_wanted and _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+        _threads_wanted = count
 
 
 def _c_kind(tensor: torch.Tensor) -> bool:
@@ -218,9 +221,10 @@ def _c_args(tensor: torch.Tensor) -> tuple[object, int, bytes | None]:
 
 def _threads() -> ThreadPoolExecutor:
     global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(_threads_wanted, thread_name_prefix="llmprec-kernel")
-    return _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads_wanted, thread_name_prefix="llmprec-kernel")
+        return _pool
 
 
 def _accumulate_c(

@@ -51,7 +51,7 @@ class LlmPlugin:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         pair = getattr(nextitem, "pair", None)
         if self._session is not None and pair is not None:
-            self._session.prefetch(pair)
+            self._session.prefetch(pair, nextitem.get_closest_marker("llm_precision"))
         yield
 
     @pytest.hookimpl(hookwrapper=True)

@@ -9,7 +9,6 @@ import pytest
 from ..assertions import failure_message
 from ..errors import DumpFormatError
 from ..matching import Pair
-from ..metrics import compare_tensors
 from ..report.rows import comparison_row, error_row
 from ..standards import judge
 from .session import LlmSession
@@ -48,14 +47,12 @@ class PairItem(_LlmItem):
     def runtest(self) -> None:
         pair = self.pair
         try:
-            golden, mine = self.llm.tensors(pair)
+            done = self.llm.evaluation(pair, self.get_closest_marker("llm_precision"))
         except (DumpFormatError, OSError) as exc:
             self.llmprec_rows = [error_row(pair.key, pair.order, pair.token, pair.golden, pair.my, str(exc))]
             raise ComparisonFailure(f"cannot read pair {pair.key}: {exc}") from None
-        marker = self.get_closest_marker("llm_precision")
-        standard = self.llm.standard(pair.golden.node, golden.dtype, mine.dtype, marker)
-        result = compare_tensors(golden, mine, tolerance=standard.tolerance)
-        verdict = judge(result, standard)
+        result = done.result
+        verdict = judge(result, done.standard)
         regressions = self.llm.baseline.check(pair.key, result) if self.llm.baseline else []
         row = comparison_row(
             pair.key, pair.order, pair.token, pair.golden, pair.my, result, verdict, regressions
@@ -66,7 +63,7 @@ class PairItem(_LlmItem):
             return
         what = f"pair {pair.key}"
         lines = (
-            [failure_message(what, golden, mine, result, verdict)]
+            [failure_message(what, done.golden, done.mine, result, verdict)]
             if not verdict.passed
             else [f"{what} regressed against the baseline {self.llm.settings.baseline}"]
         )

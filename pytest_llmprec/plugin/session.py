@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,9 +27,22 @@ from ..thresholds import Layer, rule_layer
 from .options import Settings
 
 if TYPE_CHECKING:
+    import torch
+
+    from ..metrics import CompareResult
     from ..standards import Standard
 
 UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
+
+
+@dataclass
+class Evaluation:
+    """A pair's tensors, the standard that applies to it, and their comparison."""
+
+    golden: torch.Tensor
+    mine: torch.Tensor
+    standard: Standard
+    result: CompareResult
 
 
 class LlmSession:
@@ -41,7 +55,7 @@ class LlmSession:
         self.report_paths: list[str] = []
         self._dumps: dict[str, Dump] = {}
         self._match: MatchResult | None = None
-        self._loader = ThreadPoolExecutor(1, thread_name_prefix="llmprec-prefetch")
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
         self._prefetched: dict[str, Future] = {}
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
@@ -129,10 +143,19 @@ class LlmSession:
 
         return resolve_standard(golden_dtype, my_dtype, self.layers(name, marker, call))
 
-    # --- tensors --------------------------------------------------------------------------------
+    # --- comparing pairs --------------------------------------------------------------------------
 
-    def prefetch(self, pair: Pair) -> None:
-        """Start reading ``pair``'s tensors in the background (the next item's, while one runs).
+    def evaluate(self, pair: Pair, marker: pytest.Mark | None) -> Evaluation:
+        """Read and compare ``pair``; raises the reader's ``DumpFormatError`` (or ``OSError``)."""
+        from ..metrics import compare_tensors
+
+        golden, mine = pair.golden.load(), pair.my.load()
+        standard = self.standard(pair.golden.node, golden.dtype, mine.dtype, marker)
+        return Evaluation(golden, mine, standard, compare_tensors(golden, mine, tolerance=standard.tolerance))
+
+    def prefetch(self, pair: Pair, marker: pytest.Mark | None) -> None:
+        """Start reading and comparing ``pair`` in the background (the next item's, while pytest
+        reports the current one; the comparison kernel runs without the GIL).
 
         At most two pairs are held: the running item's and the next one's.
         """
@@ -140,12 +163,12 @@ class LlmSession:
             return
         while len(self._prefetched) >= 2:
             self._prefetched.pop(next(iter(self._prefetched))).cancel()
-        self._prefetched[pair.key] = self._loader.submit(_load_pair, pair)
+        self._prefetched[pair.key] = self._ahead.submit(self.evaluate, pair, marker)
 
-    def tensors(self, pair: Pair):
-        """(golden, my) tensors of ``pair``; raises the reader's ``DumpFormatError``."""
+    def evaluation(self, pair: Pair, marker: pytest.Mark | None) -> Evaluation:
+        """``pair``'s evaluation, from the background if it was started there."""
         future = self._prefetched.pop(pair.key, None)
-        return future.result() if future is not None else _load_pair(pair)
+        return future.result() if future is not None else self.evaluate(pair, marker)
 
     # --- rows and reports -----------------------------------------------------------------------
 
@@ -194,11 +217,7 @@ class LlmSession:
         return summary_lines(sorted(self.rows, key=row_sort_key), counts, notes, self.report_paths)
 
     def close(self) -> None:
-        self._loader.shutdown(wait=False, cancel_futures=True)
-
-
-def _load_pair(pair: Pair):
-    return pair.golden.load(), pair.my.load()
+        self._ahead.shutdown(wait=False, cancel_futures=True)
 
 
 def _unmatched_row(unmatched) -> dict[str, Any]:
