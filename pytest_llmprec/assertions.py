@@ -9,15 +9,8 @@ worst element.
 
 from __future__ import annotations
 
-from .metrics import (
-    CompareResult,
-    TensorLike,
-    as_tensor,
-    compare_tensors,
-    count_exceeding,
-    row_kl_divergence,
-    unravel_index,
-)
+from .metrics import TensorLike, as_tensor, compare_tensors, count_exceeding, row_kl_divergence
+from .results import CompareResult, unravel_index
 from .standards import Layer, Outcome, Standard, Threshold, Verdict, judge, resolve_standard, round_outward
 from .thresholds import Tolerance
 

@@ -1,47 +1,21 @@
-"""One pass over two equally long tensors, reduced to the accumulators of every metric.
+"""One pass over two equally long torch tensors, reduced to the accumulators of every metric.
 
-Two backends fill the same accumulators (named by ``FIELDS``): the C kernel for CPU tensors,
-which reads each element once with no temporaries and splits large tensors over threads,
-and float64 torch operations on fixed-size chunks for other devices (CUDA tensors stay on
-their device) or when the C kernel was not built. Accumulators of consecutive pieces merge
-exactly as if the pieces had been one tensor (``merge``), with an online log-sum-exp for KL.
+Two backends fill the same accumulators (``accumulators.FIELDS``): the C kernel (``native``)
+for CPU tensors, which reads each element once with no temporaries and splits large tensors
+over threads, and float64 torch operations on fixed-size chunks for other devices (CUDA
+tensors stay on their device) or when the C kernel was not built.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import torch
 
+from . import native
+from .accumulators import FIELDS, REL_EPS, UlpGrid, empty_accumulators, merge
 from .thresholds import Tolerance
-
-try:
-    from . import _kernel
-except ImportError:  # the optional extension was not built
-    _kernel = None
-
-FIELDS = (
-    "count", "both_finite", "g_nan", "g_inf", "m_nan", "m_inf", "nonfinite_mismatch",
-    "g_finite", "g_sum", "g_max", "g_min", "m_finite", "m_sum", "m_max", "m_min",
-    "sum_gg", "sum_mm", "sum_gm", "sum_dd", "sum_ad", "max_ad", "worst_index", "worst_golden", "worst_my",
-    "sum_rel", "max_rel", "within_0_001", "within_0_005", "within_tolerance", "max_ulp",
-    "kl_g_max", "kl_g_sum", "kl_g_dot", "kl_m_max", "kl_m_sum",
-)  # fmt: skip
-
-if _kernel is not None and tuple(_kernel.FIELDS) != FIELDS:  # pragma: no cover - build mismatch
-    raise ImportError("pytest_llmprec._kernel is out of date; rebuild the package")
-
-REL_EPS = 2.0**-23
-"""Golden magnitudes at or below this are left out of the relative errors (as msit does)."""
-
-THREAD_SPLIT_MIN = 1 << 18
-"""Elements per thread below which a CPU comparison is not split further."""
 
 TORCH_PIECE = {"cpu": 1 << 16}
 DEVICE_PIECE = 1 << 22
@@ -51,75 +25,13 @@ COPY_PIECE = 1 << 20
 """Elements copied at once from a non-contiguous tensor."""
 
 
-@dataclass(frozen=True)
-class UlpGrid:
-    """Units of last place of a dtype: ``bits`` explicit mantissa bits, smallest normal exponent ``emin``.
-
-    ``bits < 0`` marks integer and bool dtypes, whose unit is 1.
-    """
-
-    bits: int
-    emin: int
-
-    @classmethod
-    def of(cls, dtype: torch.dtype) -> UlpGrid:
-        if not dtype.is_floating_point:
-            return cls(-1, 0)
-        info = torch.finfo(dtype)
-        return cls(round(-math.log2(info.eps)), round(math.log2(info.smallest_normal)))
-
-
-def empty_accumulators() -> dict[str, float]:
-    acc = dict.fromkeys(FIELDS, 0.0)
-    acc.update(
-        g_max=-math.inf, m_max=-math.inf, g_min=math.inf, m_min=math.inf,
-        max_ad=-1.0, worst_index=-1.0, worst_golden=math.nan, worst_my=math.nan,
-        kl_g_max=-math.inf, kl_m_max=-math.inf,
-    )  # fmt: skip
-    return acc
-
-
-_SUMMED = (
-    "count", "both_finite", "g_nan", "g_inf", "m_nan", "m_inf", "nonfinite_mismatch", "g_finite", "g_sum",
-    "m_finite", "m_sum", "sum_gg", "sum_mm", "sum_gm", "sum_dd", "sum_ad", "sum_rel",
-    "within_0_001", "within_0_005", "within_tolerance",
-)  # fmt: skip
-
-
-def _rescaled(total: float, top: float, new_top: float) -> float:
-    return total * math.exp(top - new_top) if total else 0.0
-
-
-def merge(first: dict[str, float], second: dict[str, float]) -> dict[str, float]:
-    """Accumulators of ``first`` followed by ``second`` (positions of ``second`` come later)."""
-    out = {name: first[name] + second[name] for name in _SUMMED}
-    for name in ("g_max", "m_max", "max_rel", "max_ulp"):
-        out[name] = max(first[name], second[name])
-    for name in ("g_min", "m_min"):
-        out[name] = min(first[name], second[name])
-    worst = second if second["max_ad"] > first["max_ad"] else first
-    for name in ("max_ad", "worst_index", "worst_golden", "worst_my"):
-        out[name] = worst[name]
-    g_top = max(first["kl_g_max"], second["kl_g_max"])
-    m_top = max(first["kl_m_max"], second["kl_m_max"])
-    out["kl_g_max"], out["kl_m_max"] = g_top, m_top
-    for name in ("kl_g_sum", "kl_g_dot"):
-        out[name] = _rescaled(first[name], first["kl_g_max"], g_top) + _rescaled(
-            second[name], second["kl_g_max"], g_top
-        )
-    out["kl_m_sum"] = _rescaled(first["kl_m_sum"], first["kl_m_max"], m_top) + _rescaled(
-        second["kl_m_sum"], second["kl_m_max"], m_top
-    )
-    return out
-
-
 def accumulate(golden: torch.Tensor, my: torch.Tensor, tolerance: Tolerance) -> dict[str, float]:
     """Accumulators over all elements of ``golden`` and ``my`` in flattened order.
 
     Both must have the same element count and live on the same device.
     """
     ulp = UlpGrid.of(my.dtype)
-    use_c = golden.device.type == "cpu" and _kernel is not None and _c_kind(golden) and _c_kind(my)
+    use_c = golden.device.type == "cpu" and native.available() and _c_kind(golden) and _c_kind(my)
     acc = empty_accumulators()
     limit = None if use_c else TORCH_PIECE.get(golden.device.type, DEVICE_PIECE)
     for g_piece, m_piece, offset in aligned_pieces(golden, my, limit):
@@ -180,74 +92,28 @@ def aligned_pieces(
 
 # --- C backend ---------------------------------------------------------------------------------
 
-_C_KINDS: dict[torch.dtype, str] = {
-    torch.float64: "f64", torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16",
-    torch.int16: "i16", torch.int32: "i32", torch.int64: "i64",
-    torch.uint16: "u16", torch.uint32: "u32", torch.uint64: "u64",
-}  # fmt: skip
-_LUTS: dict[torch.dtype, bytes] = {}
-_threads_wanted = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def set_threads(count: int) -> None:
-    """Use at most ``count`` threads per comparison (default: torch's intra-op thread count)."""
-    global _threads_wanted, _pool
-    if count < 1:
-        raise ValueError("at least one thread")
-    with _pool_lock:
-        if count != _threads_wanted and _pool is not None:
-            _pool.shutdown(wait=False)
-            _pool = None
-        _threads_wanted = count
+_TABLES: dict[torch.dtype, bytes] = {}
 
 
 def _c_kind(tensor: torch.Tensor) -> bool:
-    return tensor.dtype in _C_KINDS or (tensor.element_size() == 1 and not tensor.is_complex())
+    return native.readable(tensor.dtype) or (tensor.element_size() == 1 and not tensor.is_complex())
 
 
-def _c_args(tensor: torch.Tensor) -> tuple[object, int, bytes | None]:
+def _c_buffer(tensor: torch.Tensor) -> native.Buffer:
     data = tensor.view(torch.uint8).numpy() if tensor.numel() else b""
-    name = _C_KINDS.get(tensor.dtype)
-    if name is not None:
-        return data, getattr(_kernel, name), None
-    lut = _LUTS.get(tensor.dtype)
-    if lut is None:
-        lut = torch.arange(256, dtype=torch.uint8).view(tensor.dtype).to(torch.float64).numpy().tobytes()
-        _LUTS[tensor.dtype] = lut
-    return data, _kernel.lut8, lut
-
-
-def _threads() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_threads_wanted, thread_name_prefix="llmprec-kernel")
-        return _pool
+    if native.readable(tensor.dtype):
+        return native.Buffer(data, tensor.dtype)
+    table = _TABLES.get(tensor.dtype)
+    if table is None:
+        table = torch.arange(256, dtype=torch.uint8).view(tensor.dtype).to(torch.float64).numpy().tobytes()
+        _TABLES[tensor.dtype] = table
+    return native.Buffer(data, tensor.dtype, table)
 
 
 def _accumulate_c(
     golden: torch.Tensor, my: torch.Tensor, offset: int, ulp: UlpGrid, tol: Tolerance
 ) -> dict[str, float]:
-    settings = (ulp.bits, ulp.emin, tol.rtol, tol.atol, tol.small)
-
-    def run(start: int, stop: int) -> dict[str, float]:
-        g_data, g_kind, g_lut = _c_args(golden[start:stop])
-        m_data, m_kind, m_lut = _c_args(my[start:stop])
-        values = _kernel.accumulate(g_data, g_kind, g_lut, m_data, m_kind, m_lut, *settings, offset + start)
-        return dict(zip(FIELDS, values, strict=True))
-
-    n = golden.numel()
-    parts = min(_threads_wanted, max(1, n // THREAD_SPLIT_MIN))
-    if parts == 1:
-        return run(0, n)
-    bounds = [n * k // parts for k in range(parts + 1)]
-    futures = [_threads().submit(run, a, b) for a, b in itertools.pairwise(bounds)]
-    acc = futures[0].result()
-    for future in futures[1:]:
-        acc = merge(acc, future.result())
-    return acc
+    return native.accumulate_buffers(_c_buffer(golden), _c_buffer(my), offset, ulp, tol)
 
 
 # --- torch backend -----------------------------------------------------------------------------

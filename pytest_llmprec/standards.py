@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .metrics import CompareResult, coarser_dtype, msit_error_level
+from .dtypes import coarser_dtype, dtype_facts, dtype_name, msit_error_level
 from .names import PROFILE_NAMES
 from .thresholds import (
     AnyOf,
@@ -29,6 +28,9 @@ from .thresholds import (
     round_outward,
     rule_layer,
 )
+
+if TYPE_CHECKING:
+    from .metrics import CompareResult
 
 __all__ = [
     "PROFILES",
@@ -53,50 +55,50 @@ __all__ = [
 # --- profiles ------------------------------------------------------------------------------------
 
 _DEFAULT = {
-    torch.float64: (0.9999999, 1e-6),
-    torch.float32: (0.99999, 1e-3),
-    torch.float16: (0.999, 1e-2),
-    torch.bfloat16: (0.995, 5e-2),
-    torch.float8_e4m3fn: (0.98, 0.15),
-    torch.float8_e4m3fnuz: (0.98, 0.15),
-    torch.float8_e5m2: (0.95, 0.3),
-    torch.float8_e5m2fnuz: (0.95, 0.3),
+    "torch.float64": (0.9999999, 1e-6),
+    "torch.float32": (0.99999, 1e-3),
+    "torch.float16": (0.999, 1e-2),
+    "torch.bfloat16": (0.995, 5e-2),
+    "torch.float8_e4m3fn": (0.98, 0.15),
+    "torch.float8_e4m3fnuz": (0.98, 0.15),
+    "torch.float8_e5m2": (0.95, 0.3),
+    "torch.float8_e5m2fnuz": (0.95, 0.3),
 }
 """Our per-dtype (min cosine, max relative Euclidean distance); see docs/standards.md for the data."""
 
 _STRICT = {
-    torch.float64: (1 - 1e-10, 1e-8),
-    torch.float32: (0.999999, 1e-4),
-    torch.float16: (0.9999, 2e-3),
-    torch.bfloat16: (0.999, 1e-2),
-    torch.float8_e4m3fn: (0.99, 0.08),
-    torch.float8_e4m3fnuz: (0.99, 0.08),
-    torch.float8_e5m2: (0.98, 0.15),
-    torch.float8_e5m2fnuz: (0.98, 0.15),
+    "torch.float64": (1 - 1e-10, 1e-8),
+    "torch.float32": (0.999999, 1e-4),
+    "torch.float16": (0.9999, 2e-3),
+    "torch.bfloat16": (0.999, 1e-2),
+    "torch.float8_e4m3fn": (0.99, 0.08),
+    "torch.float8_e4m3fnuz": (0.99, 0.08),
+    "torch.float8_e5m2": (0.98, 0.15),
+    "torch.float8_e5m2fnuz": (0.98, 0.15),
 }
 
 _MSIT_PASS_RATES = {
-    torch.float32: 0.9999,
-    torch.float16: 0.999,
-    torch.bfloat16: 0.999,
-    torch.float64: 0.9999,
-    torch.int32: 0.9999,
-    torch.int64: 0.9999,
-    torch.uint32: 0.9999,
-    torch.uint64: 0.9999,
-    torch.int8: 0.999,
-    torch.int16: 0.999,
-    torch.uint16: 0.999,
-    torch.uint8: 0.99,
-    torch.bool: 1.0,
+    "torch.float32": 0.9999,
+    "torch.float16": 0.999,
+    "torch.bfloat16": 0.999,
+    "torch.float64": 0.9999,
+    "torch.int32": 0.9999,
+    "torch.int64": 0.9999,
+    "torch.uint32": 0.9999,
+    "torch.uint64": 0.9999,
+    "torch.int8": 0.999,
+    "torch.int16": 0.999,
+    "torch.uint16": 0.999,
+    "torch.uint8": 0.99,
+    "torch.bool": 1.0,
 }
 """msit opcheck's required share of elements within the error level (msit-spec §6.4), ``>=``."""
 
 _MSPROBE_TIERS = {
-    torch.float16: (0.01, 2.0**-10),
-    torch.bfloat16: (0.01, 2.0**-8),
-    torch.float32: (0.001, 2.0**-23),
-    torch.float64: (0.001, 2.0**-52),
+    "torch.float16": (0.01, 2.0**-10),
+    "torch.bfloat16": (0.01, 2.0**-8),
+    "torch.float32": (0.001, 2.0**-23),
+    "torch.float64": (0.001, 2.0**-52),
 }
 """msprobe's legacy run_ut tier (msprobe-spec §4.3/§4.5): share of RE < rtol must exceed 1 - rtol,
 with RE = |my - golden| / (|golden| + eps); dtype -> (rtol, eps)."""
@@ -106,9 +108,9 @@ def _exact(source: str) -> Standard:
     return Standard("exact", (Threshold("max_absolute_error", "<=", 0.0, source),))
 
 
-def _cos_red(name: str, table: Mapping[torch.dtype, tuple[float, float]], dtype: torch.dtype, source: str):
+def _cos_red(name: str, table: Mapping[str, tuple[float, float]], dtype: str, source: str) -> Standard:
     if dtype not in table:
-        if dtype.is_floating_point:
+        if dtype_facts(dtype).floating:
             raise ValueError(f"profile {name!r} has no thresholds for {dtype}")
         return replace(_exact(source), name=name)
     min_cos, max_red = table[dtype]
@@ -121,18 +123,18 @@ def _cos_red(name: str, table: Mapping[torch.dtype, tuple[float, float]], dtype:
     )
 
 
-def _default_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
+def _default_profile(golden: str, my: str) -> Standard:
     dtype = coarser_dtype(golden, my)
     return _cos_red("default", _DEFAULT, dtype, f"dtype default ({dtype})")
 
 
-def _strict_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
+def _strict_profile(golden: str, my: str) -> Standard:
     dtype = coarser_dtype(golden, my)
     standard = _cos_red("strict", _STRICT, dtype, f"profile 'strict' ({dtype})")
     return replace(standard, require_finite=True)
 
 
-def _msit_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
+def _msit_profile(golden: str, my: str) -> Standard:
     rate = _MSIT_PASS_RATES.get(my, 0.999)
     source = f"profile 'msit' ({my})"
     return Standard(
@@ -142,9 +144,9 @@ def _msit_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
     )
 
 
-def _msprobe_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
+def _msprobe_profile(golden: str, my: str) -> Standard:
     source = "profile 'msprobe'"
-    if not golden.is_floating_point and not my.is_floating_point:
+    if not dtype_facts(golden).floating and not dtype_facts(my).floating:
         return replace(_exact(source), name="msprobe")
     checks: list[Check] = [
         AnyOf(
@@ -165,26 +167,26 @@ def _msprobe_profile(golden: torch.dtype, my: torch.dtype) -> Standard:
     return Standard("msprobe", tuple(checks), tolerance=tolerance)
 
 
-PROFILES: dict[str, Callable[[torch.dtype, torch.dtype], Standard]] = dict(
+PROFILES: dict[str, Callable[[str, str], Standard]] = dict(
     zip(PROFILE_NAMES, (_default_profile, _strict_profile, _msit_profile, _msprobe_profile), strict=True)
 )
+"""Profile name -> the standard it gives a (golden, my) pair of dtype names."""
 
 
 def get_standard(
-    profile: str = "default", golden_dtype: torch.dtype = torch.float32, my_dtype: torch.dtype | None = None
+    profile: str = "default", golden_dtype: Any = "torch.float32", my_dtype: Any = None
 ) -> Standard:
-    """The standard a named profile applies to a golden/my dtype pair."""
+    """The standard a named profile applies to a golden/my dtype pair (``torch.dtype`` or name)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown precision standard {profile!r}; choose one of {', '.join(PROFILES)}")
-    return PROFILES[profile](golden_dtype, my_dtype or golden_dtype)
+    golden = dtype_name(golden_dtype)
+    return PROFILES[profile](golden, golden if my_dtype is None else dtype_name(my_dtype))
 
 
 # --- resolution -------------------------------------------------------------------------------------
 
 
-def resolve_standard(
-    golden_dtype: torch.dtype, my_dtype: torch.dtype, layers: Sequence[Layer] = ()
-) -> Standard:
+def resolve_standard(golden_dtype: Any, my_dtype: Any, layers: Sequence[Layer] = ()) -> Standard:
     """The standard for a pair of dtypes under ``layers`` given in increasing precedence.
 
     The profile is the one named by the highest layer that names one (else ``default``);

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmprec import compare_tensors, kernel
+from pytest_llmprec import compare_tensors, native
 from pytest_llmprec.strategies import FLOAT_DTYPES, activations, logits, perturbed, tensors
 from pytest_llmprec.thresholds import Tolerance
 
@@ -22,10 +22,10 @@ INTEGERS = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch
 def backend(request, monkeypatch):
     """Run a test with the C kernel and again with the torch backend."""
     if request.param == "c":
-        if kernel._kernel is None:
+        if not native.available():
             pytest.fail("the C kernel was not built; reinstall the package with a C compiler")
     else:
-        monkeypatch.setattr(kernel, "_kernel", None)
+        monkeypatch.setattr(native, "_kernel", None)
     return request.param
 
 
@@ -33,10 +33,14 @@ def backend(request, monkeypatch):
 
 
 def _ulp_bits(dtype: torch.dtype) -> tuple[int, int] | None:
+    """Mantissa bits and smallest normal exponent, from the spacing of the values themselves
+    (torch.finfo(float8_e5m2fnuz).eps is 2**-3 although its values near 1 are 2**-2 apart)."""
     if not dtype.is_floating_point:
         return None
-    info = torch.finfo(dtype)
-    return round(-math.log2(info.eps)), round(math.log2(info.smallest_normal))
+    one = torch.tensor([1.0]).to(dtype)
+    bits_view = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[one.element_size()]
+    spacing = float((one.view(bits_view) + 1).view(dtype)[0]) - 1.0
+    return round(-math.log2(spacing)), round(math.log2(torch.finfo(dtype).smallest_normal))
 
 
 def reference(golden: torch.Tensor, my: torch.Tensor, tol: Tolerance) -> dict:
@@ -149,7 +153,7 @@ def assert_matches_reference(result, expected: dict, *, kl_abs: float | None = 1
 
 
 def default_tol(golden: torch.Tensor, my: torch.Tensor) -> Tolerance:
-    from pytest_llmprec.metrics import coarser_dtype, msit_error_level
+    from pytest_llmprec.dtypes import coarser_dtype, msit_error_level
 
     return Tolerance(msit_error_level(coarser_dtype(golden.dtype, my.dtype)), small=2.0**-23)
 

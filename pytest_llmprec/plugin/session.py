@@ -65,7 +65,7 @@ class LlmSession:
         self.baseline = self._load_baseline()
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
         if self.is_worker and workers > 1:  # share the cores between the workers' comparisons
-            from ..kernel import set_threads
+            from ..native import set_threads
 
             set_threads(max(1, (os.cpu_count() or 1) // workers))
 

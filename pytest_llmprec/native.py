@@ -1,0 +1,122 @@
+"""The C kernel over raw little-endian element buffers, split over threads; importable without torch.
+
+``accumulate_buffers`` reads each element once with no temporaries; the kernel releases the
+GIL, so large buffers are cut into consecutive slices reduced in parallel and merged.
+``_kernel`` is None when the optional extension was not built (callers then use torch).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from .accumulators import FIELDS, UlpGrid, merge
+from .dtypes import dtype_name
+from .thresholds import Tolerance
+
+try:
+    from . import _kernel
+except ImportError:  # the optional extension was not built
+    _kernel = None
+
+if _kernel is not None and tuple(_kernel.FIELDS) != FIELDS:  # pragma: no cover - build mismatch
+    raise ImportError("pytest_llmprec._kernel is out of date; rebuild the package")
+
+THREAD_SPLIT_MIN = 1 << 18
+"""Elements per thread below which a comparison is not split further."""
+
+ELEMENT_KINDS = {
+    "torch.float64": ("f64", 8), "torch.float32": ("f32", 4), "torch.float16": ("f16", 2),
+    "torch.bfloat16": ("bf16", 2), "torch.int16": ("i16", 2), "torch.int32": ("i32", 4),
+    "torch.int64": ("i64", 8), "torch.uint16": ("u16", 2), "torch.uint32": ("u32", 4),
+    "torch.uint64": ("u64", 8),
+}  # fmt: skip
+"""Dtypes the kernel reads directly: name -> (kernel kind, bytes per element). One-byte dtypes
+are read through a 256-entry table of their float64 values (``Buffer.table``)."""
+
+
+class Buffer:
+    """Elements of one dtype in a contiguous bytes-like object (no copy is made).
+
+    ``table`` (256 float64 values, as bytes) is required for one-byte dtypes and maps each
+    byte to its value; other dtypes must be in ``ELEMENT_KINDS``.
+    """
+
+    def __init__(self, data, dtype, table: bytes | None = None) -> None:
+        name = dtype_name(dtype)
+        self.data = memoryview(data).cast("B")
+        if table is not None:
+            self.kind, self.itemsize = _kernel.lut8, 1
+        else:
+            kind, self.itemsize = ELEMENT_KINDS[name]
+            self.kind = getattr(_kernel, kind)
+        self.table = table
+        self.count = len(self.data) // self.itemsize
+
+    def slice(self, start: int, stop: int) -> memoryview:
+        return self.data[start * self.itemsize : stop * self.itemsize]
+
+
+def available() -> bool:
+    """Whether the C kernel was built."""
+    return _kernel is not None
+
+
+def readable(dtype) -> bool:
+    """Whether the kernel reads ``dtype`` without a value table."""
+    return dtype_name(dtype) in ELEMENT_KINDS
+
+
+_threads_wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def set_threads(count: int) -> None:
+    """Use at most ``count`` threads per comparison (default: the CPUs this process may run on)."""
+    global _threads_wanted, _pool
+    if count < 1:
+        raise ValueError("at least one thread")
+    with _pool_lock:
+        if count != _threads_wanted and _pool is not None:
+            _pool.shutdown(wait=False)
+            _pool = None
+        _threads_wanted = count
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_threads_wanted, thread_name_prefix="llmprec-kernel")
+        return _pool
+
+
+def accumulate_buffers(
+    golden: Buffer, my: Buffer, offset: int, ulp: UlpGrid, tolerance: Tolerance
+) -> dict[str, float]:
+    """Accumulators over the elements of two equally long buffers; ``offset`` is the flat
+    position of their first element (for ``worst_index``)."""
+    if golden.count != my.count:
+        raise ValueError(f"the buffers hold {golden.count} and {my.count} elements")
+    settings = (ulp.bits, ulp.emin, tolerance.rtol, tolerance.atol, tolerance.small)
+
+    def run(start: int, stop: int) -> dict[str, float]:
+        values = _kernel.accumulate(
+            golden.slice(start, stop), golden.kind, golden.table,
+            my.slice(start, stop), my.kind, my.table, *settings, offset + start,
+        )  # fmt: skip
+        return dict(zip(FIELDS, values, strict=True))
+
+    n = golden.count
+    parts = min(_threads_wanted, max(1, n // THREAD_SPLIT_MIN))
+    if parts == 1:
+        return run(0, n)
+    bounds = [n * k // parts for k in range(parts + 1)]
+    futures = [_threads().submit(run, a, b) for a, b in itertools.pairwise(bounds)]
+    acc = futures[0].result()
+    for future in futures[1:]:
+        acc = merge(acc, future.result())
+    return acc
