@@ -13,7 +13,7 @@ from ._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CompareResult": "metrics",
+    "CompareResult": "results",
     "compare_tensors": "metrics",
     "row_kl_divergence": "metrics",
     "Standard": "standards",
@@ -84,7 +84,8 @@ if TYPE_CHECKING:
         save_atb_bin,
         write_ge_dump,
     )
-    from .metrics import CompareResult, compare_tensors, row_kl_divergence
+    from .metrics import compare_tensors, row_kl_divergence
+    from .results import CompareResult
     from .standards import Standard, Verdict, get_standard, judge
     from .thresholds import Threshold, Tolerance
 

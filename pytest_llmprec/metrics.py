@@ -16,11 +16,13 @@ import numpy as np
 import torch
 
 from . import kernel
+from .formats.raw import RawTensor
 from .results import CompareResult, Side, compare_sides, default_tolerance
 from .thresholds import Tolerance
 
 TensorLike = Any
-"""A torch tensor, a NumPy array (ml_dtypes bfloat16/float8 included), a Python number or nested list."""
+"""A torch tensor, a NumPy array (ml_dtypes bfloat16/float8 included), a Python number or nested
+list, or a raw read of a dump file (``formats.RawTensor``)."""
 
 
 def compare_tensors(
@@ -57,6 +59,8 @@ _ML_DTYPES = {
 
 def as_tensor(value: TensorLike, side: str = "input") -> torch.Tensor:
     """A real-valued, dense torch tensor view of ``value`` (no copy where avoidable)."""
+    if isinstance(value, RawTensor):
+        value = value.to_torch()
     if isinstance(value, torch.Tensor):
         tensor = value.detach()
         if tensor.is_quantized:

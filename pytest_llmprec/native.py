@@ -2,7 +2,8 @@
 
 ``accumulate_buffers`` reads each element once with no temporaries; the kernel releases the
 GIL, so large buffers are cut into consecutive slices reduced in parallel and merged.
-``_kernel`` is None when the optional extension was not built (callers then use torch).
+``compare_raw`` compares two raw reads of dump files (``formats.raw``) this way. ``_kernel``
+is None when the optional extension was not built (callers then use torch).
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from array import array
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from .accumulators import FIELDS, UlpGrid, merge
 from .dtypes import dtype_name
+from .results import CompareResult, Side, compare_sides, default_tolerance
 from .thresholds import Tolerance
+
+if TYPE_CHECKING:
+    from .formats.raw import RawTensor
 
 try:
     from . import _kernel
@@ -36,17 +43,25 @@ ELEMENT_KINDS = {
 """Dtypes the kernel reads directly: name -> (kernel kind, bytes per element). One-byte dtypes
 are read through a 256-entry table of their float64 values (``Buffer.table``)."""
 
+ONE_BYTE_TABLES = {
+    "torch.uint8": array("d", range(256)).tobytes(),
+    "torch.int8": array("d", [b - 256 if b > 127 else b for b in range(256)]).tobytes(),
+    "torch.bool": array("d", [float(b != 0) for b in range(256)]).tobytes(),
+}
+"""Value tables of the one-byte integer dtypes (float8 tables come from torch, see ``kernel``)."""
+
 
 class Buffer:
     """Elements of one dtype in a contiguous bytes-like object (no copy is made).
 
-    ``table`` (256 float64 values, as bytes) is required for one-byte dtypes and maps each
-    byte to its value; other dtypes must be in ``ELEMENT_KINDS``.
+    ``table`` (256 float64 values, as bytes) maps each byte of a one-byte dtype to its value;
+    it is needed for dtypes outside ``ELEMENT_KINDS`` and ``ONE_BYTE_TABLES``.
     """
 
     def __init__(self, data, dtype, table: bytes | None = None) -> None:
         name = dtype_name(dtype)
         self.data = memoryview(data).cast("B")
+        table = table or ONE_BYTE_TABLES.get(name)
         if table is not None:
             self.kind, self.itemsize = _kernel.lut8, 1
         else:
@@ -65,8 +80,9 @@ def available() -> bool:
 
 
 def readable(dtype) -> bool:
-    """Whether the kernel reads ``dtype`` without a value table."""
-    return dtype_name(dtype) in ELEMENT_KINDS
+    """Whether the kernel reads ``dtype`` without a table from the caller."""
+    name = dtype_name(dtype)
+    return name in ELEMENT_KINDS or name in ONE_BYTE_TABLES
 
 
 _threads_wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -120,3 +136,15 @@ def accumulate_buffers(
     for future in futures[1:]:
         acc = merge(acc, future.result())
     return acc
+
+
+def compare_raw(golden: RawTensor, my: RawTensor, *, tolerance: Tolerance | None = None) -> CompareResult:
+    """``compare_tensors`` for two raw reads, without torch (the C kernel must be built)."""
+    g_side, m_side = Side(golden.dtype, golden.shape), Side(my.dtype, my.shape)
+    tol = tolerance or default_tolerance(golden.dtype, my.dtype)
+    ulp = UlpGrid.of(my.dtype)
+
+    def accumulate() -> dict[str, float]:
+        return accumulate_buffers(Buffer(golden.data, golden.dtype), Buffer(my.data, my.dtype), 0, ulp, tol)
+
+    return compare_sides(g_side, m_side, tol, accumulate)

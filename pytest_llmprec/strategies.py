@@ -37,6 +37,9 @@ _INTEGER_NUMPY = {
     torch.int16: np.int16,
     torch.int32: np.int32,
     torch.int64: np.int64,
+    torch.uint16: np.uint16,
+    torch.uint32: np.uint32,
+    torch.uint64: np.uint64,
 }
 
 FLOAT_DTYPES = tuple(_MANTISSA_BITS)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from ..formats import TensorInfo
+    from ..formats import RawTensor, TensorInfo
 
 ROLES = ("input", "output", "weight", "tensor")
 
@@ -49,6 +49,12 @@ class TensorRecord:
         from ..formats import load_tensor
 
         return load_tensor(self.path, member=self.member)
+
+    def load_raw(self) -> RawTensor | None:
+        """The payload read without torch (``formats.read_raw``), or None when ``load`` is needed."""
+        from ..formats.raw import read_raw
+
+        return read_raw(self.path, self.member)
 
     def probe(self) -> TensorInfo:
         """dtype, shape and storage format, read from the file's header (not its payload)."""

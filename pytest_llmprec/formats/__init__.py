@@ -2,44 +2,59 @@
 
 ``load_tensor`` / ``probe_tensor`` / ``list_members`` work on any of them; the format
 modules give the details (header metadata, statistics files, writers for fixtures).
+``read_raw`` reads the common dump files without torch. Names are imported on first use.
 """
 
-from ._files import DumpFormatWarning
-from .atb_bin import AtbTensor, read_atb_bin, read_atb_stats, save_atb_bin
-from .device_layouts import nc1hwc0_to_nchw, nchw_to_nc1hwc0, nd_to_nz, nz_to_nd
-from .ge_dump import (
-    FxFileName,
-    GeDump,
-    GeFileName,
-    GeTensor,
-    parse_fx_file_name,
-    parse_ge_file_name,
-    read_ge_dump,
-    write_ge_dump,
-)
-from .registry import TensorInfo, detect_format, list_members, load_tensor, probe_tensor
+from __future__ import annotations
 
-__all__ = [
-    "AtbTensor",
-    "DumpFormatWarning",
-    "FxFileName",
-    "GeDump",
-    "GeFileName",
-    "GeTensor",
-    "TensorInfo",
-    "detect_format",
-    "list_members",
-    "load_tensor",
-    "nc1hwc0_to_nchw",
-    "nchw_to_nc1hwc0",
-    "nd_to_nz",
-    "nz_to_nd",
-    "parse_fx_file_name",
-    "parse_ge_file_name",
-    "probe_tensor",
-    "read_atb_bin",
-    "read_atb_stats",
-    "read_ge_dump",
-    "save_atb_bin",
-    "write_ge_dump",
-]
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "DumpFormatWarning": "_files",
+    "AtbTensor": "atb_bin",
+    "read_atb_bin": "atb_bin",
+    "read_atb_stats": "atb_bin",
+    "save_atb_bin": "atb_bin",
+    "nc1hwc0_to_nchw": "device_layouts",
+    "nchw_to_nc1hwc0": "device_layouts",
+    "nd_to_nz": "device_layouts",
+    "nz_to_nd": "device_layouts",
+    "FxFileName": "ge_dump",
+    "GeDump": "ge_dump",
+    "GeFileName": "ge_dump",
+    "GeTensor": "ge_dump",
+    "parse_fx_file_name": "ge_dump",
+    "parse_ge_file_name": "ge_dump",
+    "read_ge_dump": "ge_dump",
+    "write_ge_dump": "ge_dump",
+    "TensorInfo": "registry",
+    "detect_format": "registry",
+    "list_members": "registry",
+    "load_tensor": "registry",
+    "probe_tensor": "registry",
+    "RawTensor": "raw",
+    "read_raw": "raw",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from ._files import DumpFormatWarning
+    from .atb_bin import AtbTensor, read_atb_bin, read_atb_stats, save_atb_bin
+    from .device_layouts import nc1hwc0_to_nchw, nchw_to_nc1hwc0, nd_to_nz, nz_to_nd
+    from .ge_dump import (
+        FxFileName,
+        GeDump,
+        GeFileName,
+        GeTensor,
+        parse_fx_file_name,
+        parse_ge_file_name,
+        read_ge_dump,
+        write_ge_dump,
+    )
+    from .raw import RawTensor, read_raw
+    from .registry import TensorInfo, detect_format, list_members, load_tensor, probe_tensor
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,8 +1,9 @@
 """``torch.save`` files (``.pt``/``.pth``), loaded only with ``weights_only=True``.
 
-A zip-format checkpoint is memory-mapped (``mmap=True``); a legacy (pickle protocol 2)
-file is read whole. Containers (dicts, lists, tuples of tensors, nested) are addressed by
-member paths such as ``"weight"``, ``"0"`` or ``"layers.0.weight"``.
+A zip-format checkpoint is memory-mapped (``mmap=True``) when its storage records are intact
+(torch does not check them when it maps them); otherwise, and for a legacy (pickle protocol 2)
+file, it is read whole and torch checks every record. Containers (dicts, lists, tuples of
+tensors, nested) are addressed by member paths such as ``"weight"``, ``"0"`` or ``"layers.0.weight"``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from ..errors import DumpFormatError
 from ._files import PathLike, checked_size, read_bytes
+from .raw import storage_records_intact
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _MISSING = object()
@@ -46,7 +48,8 @@ def load_object(path: PathLike) -> Any:
     if not zipped and not is_legacy_checkpoint(head):
         raise DumpFormatError(path, "is not a torch file: neither a zip archive nor a pickle (protocol 2+)")
     try:
-        return torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=zipped)
+        mmap = zipped and storage_records_intact(path)  # else torch reads and checks each record
+        return torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise DumpFormatError(
             path,

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from ..assertions import failure_message
 from ..errors import DumpFormatError
 from ..matching import Pair
 from ..report.rows import comparison_row, error_row
@@ -61,6 +60,8 @@ class PairItem(_LlmItem):
         self.user_properties += [(name, row[name]) for name in PROPERTIES] + [("verdict", row["verdict"])]
         if verdict.passed and not regressions:
             return
+        from ..assertions import failure_message  # imports torch, needed only to explain a failure
+
         what = f"pair {pair.key}"
         lines = (
             [failure_message(what, done.golden, done.mine, result, verdict)]

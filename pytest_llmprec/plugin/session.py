@@ -29,7 +29,8 @@ from .options import Settings
 if TYPE_CHECKING:
     import torch
 
-    from ..metrics import CompareResult
+    from ..formats.raw import RawTensor
+    from ..results import CompareResult
     from ..standards import Standard
 
 UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
@@ -37,10 +38,10 @@ UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path
 
 @dataclass
 class Evaluation:
-    """A pair's tensors, the standard that applies to it, and their comparison."""
+    """A pair's tensors (torch tensors or raw reads), the standard that applies, and their comparison."""
 
-    golden: torch.Tensor
-    mine: torch.Tensor
+    golden: torch.Tensor | RawTensor
+    mine: torch.Tensor | RawTensor
     standard: Standard
     result: CompareResult
 
@@ -146,12 +147,21 @@ class LlmSession:
     # --- comparing pairs --------------------------------------------------------------------------
 
     def evaluate(self, pair: Pair, marker: pytest.Mark | None) -> Evaluation:
-        """Read and compare ``pair``; raises the reader's ``DumpFormatError`` (or ``OSError``)."""
-        from ..metrics import compare_tensors
+        """Read and compare ``pair``; raises the reader's ``DumpFormatError`` (or ``OSError``).
 
-        golden, mine = pair.golden.load(), pair.my.load()
+        Files that ``formats.read_raw`` handles are compared without torch (see ``native``).
+        """
+        from .. import native
+
+        golden, mine = pair.golden.load_raw(), pair.my.load_raw()
+        if golden is not None and mine is not None and native.available():
+            compare = native.compare_raw
+        else:
+            from ..metrics import compare_tensors
+
+            golden, mine, compare = pair.golden.load(), pair.my.load(), compare_tensors
         standard = self.standard(pair.golden.node, golden.dtype, mine.dtype, marker)
-        return Evaluation(golden, mine, standard, compare_tensors(golden, mine, tolerance=standard.tolerance))
+        return Evaluation(golden, mine, standard, compare(golden, mine, tolerance=standard.tolerance))
 
     def prefetch(self, pair: Pair, marker: pytest.Mark | None) -> None:
         """Start reading and comparing ``pair`` in the background (the next item's, while pytest

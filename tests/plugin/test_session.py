@@ -373,3 +373,35 @@ def test_logits_folders_compare_case_by_case(pytester, tmp_path):
     result = run(pytester, tmp_path / "golden" / "logits", tmp_path / "my" / "logits", "-v")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*llm/token1/dev.jsonl_40/logits FAILED*"])
+
+
+def test_torch_and_npy_dumps_are_compared_without_importing_torch(pytester, dumps, tmp_path):
+    golden, my = dumps(my=model_dump(scale_b=1.0625))
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            print("torch imported:", "torch" in sys.modules)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        f"--llm-golden={golden}", f"--llm-my={my}", "-p", "no:cacheprovider", "-s"
+    )
+    result.assert_outcomes(passed=8, failed=2)  # explaining the failures needs torch
+    result.stdout.fnmatch_lines(["*torch imported: True*"])
+    passing = pytester.runpytest_subprocess(
+        f"--llm-golden={golden}", f"--llm-my={golden}", "-p", "no:cacheprovider", "-s"
+    )
+    passing.assert_outcomes(passed=10)
+    passing.stdout.fnmatch_lines(["*torch imported: False*"])
+
+
+def test_reports_are_the_same_with_and_without_torch(pytester, dumps, tmp_path, monkeypatch):
+    from pytest_llmprec.dumps.base import TensorRecord
+
+    golden, my = dumps(my=model_dump(scale_b=1.0625))
+    run(pytester, golden, my, f"--llm-report-dir={tmp_path / 'raw'}").assert_outcomes(passed=8, failed=2)
+    monkeypatch.setattr(TensorRecord, "load_raw", lambda self: None)
+    run(pytester, golden, my, f"--llm-report-dir={tmp_path / 'torch'}").assert_outcomes(passed=8, failed=2)
+    assert read_report(tmp_path / "raw") == read_report(tmp_path / "torch")

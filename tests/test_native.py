@@ -1,0 +1,69 @@
+"""compare_raw (torch-free, on raw reads of dump files) gives exactly what compare_tensors gives."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_llmprec import compare_tensors, native
+from pytest_llmprec.formats import load_tensor, read_raw
+from pytest_llmprec.formats.raw import RawTensor
+from pytest_llmprec.strategies import tensors
+from pytest_llmprec.thresholds import Tolerance
+
+RAW = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.uint8, torch.int16,
+       torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64, torch.bool]  # fmt: skip
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="the C kernel was not built")
+
+
+def raw_of(tensor: torch.Tensor) -> RawTensor:
+    data = tensor.contiguous().reshape(-1).view(torch.uint8).numpy() if tensor.numel() else b""
+    return RawTensor(memoryview(data), str(tensor.dtype), tuple(tensor.shape), path="<memory>")
+
+
+def assert_same(got, want) -> None:
+    for name, value in want.as_dict().items():
+        other = got.as_dict()[name]
+        if isinstance(value, float) and math.isnan(value):
+            assert isinstance(other, float) and math.isnan(other), name
+        else:
+            assert other == value, f"{name}: raw {other!r}, torch {value!r}"
+
+
+SHAPES = st.sampled_from([(), (0,), (1,), (5,), (3, 7), (2, 3, 4), (300_000,)])
+
+
+@st.composite
+def raw_pairs(draw):
+    """Any two raw dtypes, shapes that match, differ only in shape, or differ in element count."""
+    g_shape = draw(SHAPES)
+    m_shape = draw(st.sampled_from([g_shape, tuple(reversed(g_shape))]) | SHAPES)
+    golden = draw(tensors(st.sampled_from(RAW), g_shape, allow_nan=True, allow_infinity=True))
+    my = draw(tensors(st.sampled_from(RAW), m_shape, allow_nan=True, allow_infinity=True))
+    return golden, my
+
+
+@given(raw_pairs(), st.sampled_from([None, Tolerance(1e-3), Tolerance(0.0, atol=0.5)]))
+def test_raw_and_torch_comparisons_agree_field_for_field(pair, tolerance):
+    golden, my = pair
+    want = compare_tensors(golden, my, tolerance=tolerance)
+    assert_same(native.compare_raw(raw_of(golden), raw_of(my), tolerance=tolerance), want)
+
+
+def test_raw_reads_of_files_compare_like_loaded_tensors(tmp_path):
+    golden = torch.randn(64, 1000, generator=torch.Generator().manual_seed(0))
+    for name, tensor in {"g": golden, "m": (golden * 1.001).to(torch.bfloat16)}.items():
+        torch.save(tensor, tmp_path / f"{name}.pt")
+    g, m = tmp_path / "g.pt", tmp_path / "m.pt"
+    assert_same(native.compare_raw(read_raw(g), read_raw(m)), compare_tensors(load_tensor(g), load_tensor(m)))
+
+
+def test_a_raw_read_converts_to_the_loaded_tensor(tmp_path):
+    torch.save(torch.arange(6.0).reshape(2, 3), tmp_path / "a.pt")
+    raw = read_raw(tmp_path / "a.pt")
+    assert torch.equal(raw.to_torch(), torch.arange(6.0).reshape(2, 3))
