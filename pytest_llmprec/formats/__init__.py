@@ -15,7 +15,7 @@ _EXPORTS = {
     "DumpFormatWarning": "_files",
     "AtbTensor": "atb_bin",
     "read_atb_bin": "atb_bin",
-    "read_atb_stats": "atb_bin",
+    "read_atb_stats": "atb_header",
     "save_atb_bin": "atb_bin",
     "nc1hwc0_to_nchw": "device_layouts",
     "nchw_to_nc1hwc0": "device_layouts",
@@ -42,7 +42,8 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from ._files import DumpFormatWarning
-    from .atb_bin import AtbTensor, read_atb_bin, read_atb_stats, save_atb_bin
+    from .atb_bin import AtbTensor, read_atb_bin, save_atb_bin
+    from .atb_header import read_atb_stats
     from .device_layouts import nc1hwc0_to_nchw, nchw_to_nc1hwc0, nd_to_nz, nz_to_nd
     from .ge_dump import (
         FxFileName,

@@ -18,19 +18,9 @@ import torch
 from google.protobuf.message import DecodeError
 
 from ..errors import DumpFormatError
-from . import device_layouts
-from ._files import (
-    DumpFormatWarning,
-    PathLike,
-    checked_size,
-    element_count,
-    map_bytes,
-    packed_int4_bytes,
-    read_bytes,
-    tensor_bytes,
-    unpack_int4,
-    view_as,
-)
+from . import device_layouts, layout_codes
+from ._files import DumpFormatWarning, PathLike, checked_size, element_count, packed_int4_bytes, read_bytes
+from ._payloads import map_bytes, tensor_bytes, unpack_int4, view_as
 
 INT4 = 28
 DATA_TYPES: dict[int, torch.dtype] = {
@@ -144,7 +134,7 @@ class GeTensor:
 
     @property
     def format_name(self) -> str:
-        return device_layouts.format_name(self.format)
+        return layout_codes.format_name(self.format)
 
 
 @dataclass(frozen=True)
@@ -261,10 +251,10 @@ def _decode(path: PathLike, entry: _Entry) -> GeTensor:
             tensor = convert(tensor, original)
         except ValueError as exc:
             raise DumpFormatError(path, f"{entry.member}: {exc}") from None
-    elif item.format not in device_layouts.PLAIN_FORMATS:
+    elif item.format not in layout_codes.PLAIN_FORMATS:
         reason = "without an original shape" if convert else "(no conversion known)"
         warnings.warn(
-            f"{path}: {entry.member} is stored as {device_layouts.format_name(item.format)}, not converted "
+            f"{path}: {entry.member} is stored as {layout_codes.format_name(item.format)}, not converted "
             f"{reason}; kept the stored shape {shape}",
             DumpFormatWarning,
             stacklevel=2,
@@ -342,7 +332,7 @@ def write_ge_dump(
             member = f"{role}.{index}"
             if tensor.dtype not in DATA_TYPE_CODES:
                 raise ValueError(f"{member}: no GE OutputDataType code for {tensor.dtype}")
-            format_code = formats.get(member, device_layouts.ND)
+            format_code = formats.get(member, layout_codes.ND)
             to_device = device_layouts.TO_DEVICE.get(format_code)
             stored = tensor if to_device is None else to_device(tensor)
             payload = tensor_bytes(stored)

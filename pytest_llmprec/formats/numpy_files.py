@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, element_count, map_bytes, view_as
+from ._files import PathLike, checked_size, element_count
+from ._payloads import map_bytes, view_as
 
 NUMPY_DTYPES: dict[str, torch.dtype] = {
     "b1": torch.bool,

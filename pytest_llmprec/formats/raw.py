@@ -1,10 +1,10 @@
 """Torch-free reading of the common dump files, for comparisons that never need a torch tensor.
 
 ``read_raw`` gives a memory-mapped view of the elements of a zip-format ``torch.save`` file
-holding one bare contiguous tensor, or of a C-order ``.npy`` file, together with its dtype name
-and shape. For anything else it returns None and the caller loads the file with
-``load_tensor`` (which also produces every error message): a raw read never raises for the
-file's content and never runs code from it. The pickle of a torch file is read by an unpickler
+holding one bare contiguous tensor, of a C-order ``.npy`` file or of a row-major ATB ``.bin``
+file, together with its dtype name and shape. For anything else it returns None and the caller
+loads the file with ``load_tensor`` (which also produces every error message): a raw read never
+raises for the file's content and never runs code from it. The pickle of a torch file is read by an unpickler
 that knows only the handful of names a saved tensor uses; any other name stops it.
 """
 
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dtypes import dtype_facts
+from . import atb_header
+from .layout_codes import PLAIN_FORMATS
 
 MAX_PICKLE = 1 << 16
 """Larger ``data.pkl`` entries are left to torch (a bare tensor's pickle is a few hundred bytes)."""
@@ -74,15 +76,14 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
     if member is not None:
         return None
     path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
     try:
         with open(path, "rb") as handle:
-            head = handle.read(6)
-            if head.startswith(b"PK\x03\x04"):
-                dtype, shape, start = _torch_layout(handle)
-            elif head == b"\x93NUMPY":
-                dtype, shape, start = _npy_layout(handle)
-            else:
+            head = handle.read(16)
+            kind = _SUFFIX_KINDS[suffix] if suffix in _SUFFIX_KINDS else _sniff(head)
+            if kind is None:
                 return None
+            dtype, shape, start = _LAYOUTS[kind](path, handle)
             size = os.fstat(handle.fileno()).st_size
             nbytes = dtype_facts(dtype).itemsize * math.prod(shape)
             if start + nbytes > size:
@@ -93,15 +94,42 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
     return RawTensor(data, dtype, shape, path)
 
 
+_SUFFIX_KINDS = {".pt": "torch", ".pth": "torch", ".npy": "npy", ".npz": None, ".safetensors": None}
+"""As ``load_tensor`` does, the extension decides first; other files are recognised by content."""
+
+
+def _sniff(head: bytes) -> str | None:
+    if atb_header.looks_like_atb(head):
+        return "atb"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"
+    return None
+
+
 def _mapped(handle, start: int, nbytes: int) -> memoryview:
     mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     return memoryview(mapping)[start : start + nbytes]
 
 
+# --- ATB .bin ------------------------------------------------------------------------------------
+
+
+def _atb_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
+    layout = atb_header.read_layout(path)
+    name = atb_header.DTYPE_NAMES[layout.dtype_code]
+    if layout.format_code not in PLAIN_FORMATS or layout.dtype_code == atb_header.INT4:
+        raise _Declined  # device layouts and packed int4 need converting
+    if name not in RAW_DTYPES:
+        raise _Declined
+    return name, layout.dims, layout.header.length
+
+
 # --- .npy ---------------------------------------------------------------------------------------
 
 
-def _npy_layout(handle) -> tuple[str, tuple[int, ...], int]:
+def _npy_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
     import numpy as np
 
     handle.seek(0)
@@ -257,7 +285,7 @@ def storage_records_intact(path: str | os.PathLike[str]) -> bool:
     return all(_stored_intact(entries.get(f"{prefix}data/{key}"), n) for key, n in census.needed.items())
 
 
-def _torch_layout(handle) -> tuple[str, tuple[int, ...], int]:
+def _torch_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
     with zipfile.ZipFile(handle) as archive:
         entries, prefix = _pickle_entry(archive)
         order = entries.get(prefix + "byteorder")
@@ -295,3 +323,7 @@ def _contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
             return False
         expected *= dim
     return True
+
+
+_LAYOUTS = {"atb": _atb_layout, "npy": _npy_layout, "torch": _torch_layout}
+"""Format -> (path, open file) -> (dtype name, shape, payload offset); raising declines the file."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DumpFormatError
-from . import atb_bin, device_layouts, ge_dump, numpy_files, safetensors_file, torch_files
+from . import atb_bin, atb_header, ge_dump, layout_codes, numpy_files, safetensors_file, torch_files
 from ._files import PathLike, checked_size, read_bytes
 
 _EXTENSIONS = {
@@ -36,7 +36,7 @@ class TensorInfo:
 
 
 def _storage_format(code: int) -> str | None:
-    return None if code in device_layouts.PLAIN_FORMATS else device_layouts.format_name(code)
+    return None if code in layout_codes.PLAIN_FORMATS else layout_codes.format_name(code)
 
 
 def _zip_kind(path: PathLike) -> str:
@@ -61,7 +61,7 @@ def detect_format(path: PathLike) -> str:
     if suffix in _EXTENSIONS:
         return _EXTENSIONS[suffix]
     head = read_bytes(path, 16)
-    if atb_bin.looks_like_atb(head):
+    if atb_header.looks_like_atb(head):
         return "atb"
     if head.startswith(b"\x93NUMPY"):
         return "npy"
@@ -92,7 +92,7 @@ def _load_atb(path: PathLike, member: str | None, original_shape: Sequence[int] 
 
 def _probe_atb(path: PathLike, member: str | None) -> TensorInfo:
     _single(path, member)
-    layout = atb_bin.read_layout(path)
+    layout = atb_header.read_layout(path)
     return TensorInfo(atb_bin.DTYPES[layout.dtype_code], layout.dims, _storage_format(layout.format_code))
 
 

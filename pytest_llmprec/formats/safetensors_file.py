@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, element_count, map_bytes, read_bytes, view_as
+from ._files import PathLike, checked_size, element_count, read_bytes
+from ._payloads import map_bytes, view_as
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,

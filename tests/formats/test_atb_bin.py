@@ -12,7 +12,7 @@ import torch
 from pytest_llmprec.errors import DumpFormatError
 from pytest_llmprec.formats import (
     DumpFormatWarning,
-    atb_bin,
+    atb_header,
     list_members,
     load_tensor,
     probe_tensor,
@@ -338,13 +338,13 @@ def test_probe_reads_the_header_not_the_payload(tmp_path, monkeypatch):
     path = tmp_path / "big.bin"
     save_atb_bin(torch.zeros(1024, 1024), path)  # 4 MiB payload
     requested = []
-    original = atb_bin.read_bytes
+    original = atb_header.read_bytes
 
     def counting(path, count, offset=0):
         requested.append(count)
         return original(path, count, offset)
 
-    monkeypatch.setattr(atb_bin, "read_bytes", counting)
+    monkeypatch.setattr(atb_header, "read_bytes", counting)
     assert probe_tensor(path).shape == (1024, 1024)
     assert sum(requested) <= 4096
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from pytest_llmprec.errors import DumpFormatError
-from pytest_llmprec.formats import load_tensor
+from pytest_llmprec.formats import load_tensor, nd_to_nz, save_atb_bin
+from pytest_llmprec.formats.atb_bin import DTYPE_CODES
 from pytest_llmprec.formats.raw import MAX_PICKLE, RAW_DTYPES, read_raw, storage_records_intact
 
 DTYPES = [getattr(torch, name.removeprefix("torch.")) for name in sorted(RAW_DTYPES)]
@@ -222,3 +223,56 @@ def test_an_oversized_pickle_is_left_to_torch(tmp_path):
     path = tmp_path / "big.pt"
     _torch_zip(path, pickle.dumps(list(range(MAX_PICKLE)), protocol=2))
     assert read_raw(path) is None
+
+
+# --- ATB .bin ---------------------------------------------------------------------------------------
+
+ATB_DTYPES = [d for d in DTYPES if d in DTYPE_CODES]
+
+
+@pytest.mark.parametrize("dtype", ATB_DTYPES, ids=str)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_atb_files_of_every_dtype_and_shape(tmp_path, dtype, shape):
+    path = tmp_path / "outtensor0.bin"
+    save_atb_bin(sample(dtype, shape), path)
+    assert_same_as_load_tensor(path)
+
+
+def test_an_atb_file_with_any_extension_is_recognised_by_its_header(tmp_path):
+    path = tmp_path / "outtensor0"
+    save_atb_bin(sample(torch.float16, (4, 5)), path)
+    assert_same_as_load_tensor(path)
+    assert read_raw(tmp_path / "renamed.pt") is None  # a missing file
+    (tmp_path / "renamed.pt").write_bytes(path.read_bytes())
+    assert read_raw(tmp_path / "renamed.pt") is None  # the extension says torch, as for load_tensor
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(
+            lambda p: save_atb_bin(nd_to_nz(torch.ones(16, 32, dtype=torch.float16)), p, format=29),
+            id="fractal-nz",
+        ),
+        pytest.param(
+            lambda p: save_atb_bin(torch.tensor([1, -2, 3], dtype=torch.int8), p, dtype_code=29), id="int4"
+        ),
+        pytest.param(lambda p: save_atb_bin(torch.ones(3, dtype=torch.complex64), p), id="complex"),
+    ],
+)
+def test_atb_files_that_need_converting_are_declined_and_still_load(tmp_path, write):
+    path = tmp_path / "outtensor0.bin"
+    write(path)
+    assert read_raw(path) is None
+    load_tensor(path)
+
+
+def test_atb_statistics_and_truncated_files_are_declined_and_reported_by_load_tensor(tmp_path):
+    stats, cut = tmp_path / "stats.bin", tmp_path / "cut.bin"
+    stats.write_bytes(b"format=2\ndtype=0\ndims=2,3\nmax=1.0\nmin=0.0\nmean=0.5\nl2norm=2.0\n$End=1\n")
+    save_atb_bin(torch.ones(64), cut)
+    cut.write_bytes(cut.read_bytes()[:-10])
+    for path, problem in ((stats, "statistics only"), (cut, "truncated payload")):
+        assert read_raw(path) is None
+        with pytest.raises(DumpFormatError, match=problem):
+            load_tensor(path)
