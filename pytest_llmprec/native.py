@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from .accumulators import FIELDS, UlpGrid, merge
-from .dtypes import dtype_name
+from .dtypes import dtype_facts, dtype_name
 from .results import CompareResult, Side, compare_sides, default_tolerance
 from .thresholds import Tolerance
 
@@ -35,13 +35,12 @@ THREAD_SPLIT_MIN = 1 << 18
 """Elements per thread below which a comparison is not split further."""
 
 ELEMENT_KINDS = {
-    "torch.float64": ("f64", 8), "torch.float32": ("f32", 4), "torch.float16": ("f16", 2),
-    "torch.bfloat16": ("bf16", 2), "torch.int16": ("i16", 2), "torch.int32": ("i32", 4),
-    "torch.int64": ("i64", 8), "torch.uint16": ("u16", 2), "torch.uint32": ("u32", 4),
-    "torch.uint64": ("u64", 8),
+    "torch.float64": "f64", "torch.float32": "f32", "torch.float16": "f16", "torch.bfloat16": "bf16",
+    "torch.int16": "i16", "torch.int32": "i32", "torch.int64": "i64",
+    "torch.uint16": "u16", "torch.uint32": "u32", "torch.uint64": "u64",
 }  # fmt: skip
-"""Dtypes the kernel reads directly: name -> (kernel kind, bytes per element). One-byte dtypes
-are read through a 256-entry table of their float64 values (``Buffer.table``)."""
+"""Dtypes the kernel reads directly: name -> its element kind. One-byte dtypes are read through
+a 256-entry table of their float64 values (``Buffer.table``)."""
 
 ONE_BYTE_TABLES = {
     "torch.uint8": array("d", range(256)).tobytes(),
@@ -65,8 +64,7 @@ class Buffer:
         if table is not None:
             self.kind, self.itemsize = _kernel.lut8, 1
         else:
-            kind, self.itemsize = ELEMENT_KINDS[name]
-            self.kind = getattr(_kernel, kind)
+            self.kind, self.itemsize = getattr(_kernel, ELEMENT_KINDS[name]), dtype_facts(name).itemsize
         self.table = table
         self.count = len(self.data) // self.itemsize
 

@@ -4,8 +4,8 @@
 holding one bare contiguous tensor, of a C-order ``.npy`` file or of a row-major ATB ``.bin``
 file, together with its dtype name and shape. For anything else it returns None and the caller
 loads the file with ``load_tensor`` (which also produces every error message): a raw read never
-raises for the file's content and never runs code from it. The pickle of a torch file is read by an unpickler
-that knows only the handful of names a saved tensor uses; any other name stops it.
+raises for the file's content and never runs code from it. The pickle of a torch file is read by
+an unpickler that knows only the handful of names a saved tensor uses; any other name stops it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..dtypes import dtype_facts
 from . import atb_header
@@ -130,8 +132,6 @@ def _atb_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
 
 
 def _npy_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
-    import numpy as np
-
     handle.seek(0)
     version = np.lib.format.read_magic(handle)
     if version == (1, 0):
