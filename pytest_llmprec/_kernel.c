@@ -269,7 +269,10 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
     if (max_ad <= KL_SHARED_MAX_DIFF && fabs(gtop - mtop) <= 64) {
         /* One exp per pair: exp(m - mtop) = exp(g - gtop) * exp(m - g) * exp(gtop - mtop),
          * with exp(m - g) from exp_small and the last factor once per block
-         * (|gtop - mtop| <= 64 keeps it and the sum in range). */
+         * (|gtop - mtop| <= 64 keeps it and the sum in range). Each term is
+         * within a few ulps, as with a second exp; where exp(g - gtop) is
+         * clamped (below exp(-708)), m - mtop < -640 and the term is
+         * negligible against the largest term, 1, either way. */
 #pragma omp simd reduction(+ : sg, sdot, sm)
         for (i = 0; i < n; i++) {
             const double gv = g[i], mv = m[i];
