@@ -7,7 +7,14 @@ setup(
         Extension(
             "pytest_llmprec._kernel",
             sources=["pytest_llmprec/_kernel.c"],
-            extra_compile_args=["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-std=c11"],
+            extra_compile_args=[
+                "-O3",
+                "-fopenmp-simd",
+                "-fno-math-errno",
+                "-fno-trapping-math",
+                "-ffp-contract=fast",
+                "-std=c11",
+            ],
             optional=True,
         )
     ]
