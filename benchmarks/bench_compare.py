@@ -10,7 +10,11 @@ Measured, with the page cache warm:
   read floor   a separate Python process that imports torch and torch.load()s every file
                of both dumps once (the least any comparison must do);
   serial       pytest --llm-golden=G --llm-my=M -q;
-  -n 2         the same with pytest-xdist on two workers.
+  -n 2         the same with pytest-xdist on two workers;
+  empty tests  as many empty test functions as there are pairs, serial and with -n 2: what
+               pytest and pytest-xdist cost by themselves.
+The plugin reads msit torch dumps without importing torch (formats.read_raw), so a run can
+beat the read floor, whose process imports torch.
 Peak RSS is the largest resident set of any process of the run (see measure.run_process).
 
 Run: python benchmarks/bench_compare.py [--layers 4] [--tokens 3]
@@ -118,13 +122,21 @@ def main() -> None:
         )
         work = folder / "run"
         work.mkdir()
+        empty_tests = folder / "empty" / "test_empty.py"  # pytest's own cost for as many items
+        empty_tests.parent.mkdir()
+        empty_tests.write_text(
+            f"import pytest\n\n\n@pytest.mark.parametrize('i', range({len(files) // 2}))\n"
+            "def test_nothing(i):\n    pass\n"
+        )
         pytest_cmd = [sys.executable, "-m", "pytest", f"--llm-golden={golden}", f"--llm-my={my}", "-q",
                       "-p", "no:cacheprovider", f"--llm-report-dir={folder / 'report'}"]  # fmt: skip
+        empty_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(empty_tests)]
         runs = {
             "read floor": [sys.executable, "-c", READ_FLOOR, *files],
             "serial": pytest_cmd,
             "-n 2": [*pytest_cmd, "-n", "2"],
-            "serial, -p no:logging": [*pytest_cmd, "-p", "no:logging"],
+            "empty tests, serial": [*empty_cmd],
+            "empty tests, -n 2": [*empty_cmd, "-n", "2"],
         }
         run_process(runs["read floor"], work)  # warm the page cache
         run_process(pytest_cmd, work)  # let pytest cache its rewritten plugin modules
@@ -134,10 +146,11 @@ def main() -> None:
             results[name] = best
             wall, rss, code = best
             print(f"{name:<22} {wall:7.2f} s   peak RSS {rss / 2**20:7.0f} MiB   exit {code}")
-        floor, serial, parallel, quiet = (results[name][0] for name in runs)
+        floor, serial, parallel, empty, empty_parallel = (results[name][0] for name in runs)
         print(
-            f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x   "
-            f"serial without the logging plugin / read floor: {quiet / floor:.2f}x"
+            f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x\n"
+            f"the same number of empty tests: serial / -n 2: {empty / empty_parallel:.2f}x "
+            f"(pytest-xdist's own start-up and per-item cost)"
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

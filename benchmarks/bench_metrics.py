@@ -8,7 +8,7 @@ For 32M-element golden/my pairs in float16, bfloat16 and float32 (CPU), in one p
 Times are the best of several runs. Peak extra memory is the rise of the peak resident set
 during the call (reset through /proc/self/clear_refs), as a share of the pair's size.
 
-Run: python benchmarks/bench_metrics.py [--elements N]
+Run: python benchmarks/bench_metrics.py [--elements N] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def naive_metrics(golden: torch.Tensor, my: torch.Tensor) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=32 * 1024 * 1024)
+    parser.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs")
     args = parser.parse_args()
     n = args.elements
     print(f"{n:,} elements per tensor, torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -54,8 +55,8 @@ def main() -> None:
         my = (golden.float() + torch.randn(n, generator=generator) * 1e-2).to(dtype)
         pair_bytes = golden.nbytes + my.nbytes
         compare_tensors(golden[:1000], my[:1000])  # warm up the thread pool
-        floor = best_time(lambda g=golden, m=my: (g.sum(), m.sum()), 7)
-        compare = best_time(lambda g=golden, m=my: compare_tensors(g, m), 5)
+        floor = best_time(lambda g=golden, m=my: (g.sum(), m.sum()), args.repeats + 2)
+        compare = best_time(lambda g=golden, m=my: compare_tensors(g, m), args.repeats)
         naive = best_time(lambda g=golden, m=my: naive_metrics(g, m), 2)
         extra = peak_extra_bytes(lambda g=golden, m=my: compare_tensors(g, m))
         naive_extra = peak_extra_bytes(lambda g=golden, m=my: naive_metrics(g, m))
