@@ -42,9 +42,9 @@ def summary_lines(
     if scored:
         lines.append(f"worst {min(WORST_COUNT, len(scored))} by cosine similarity:")
         for row in scored[:WORST_COUNT]:
-            red = row.get("relative_euclidean_distance")
-            lines.append(
-                f"  {row['cosine_similarity']:.8f}  red {red:<10.3g}  {row['verdict']:<6}  {row['pair_key']}"
-            )
+            cosine, red = row["cosine_similarity"], row.get("relative_euclidean_distance")
+            # 1 - cos tells apart pairs whose cosines round to the same 8 decimals
+            scores = f"{cosine:.8f}  1-cos {1 - cosine:<8.2g}  red {red:<10.3g}"
+            lines.append(f"  {scores}  {row['verdict']:<6}  {row['pair_key']}")
     lines += [f"report: {path}" for path in reports]
     return lines

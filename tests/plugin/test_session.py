@@ -405,3 +405,26 @@ def test_reports_are_the_same_with_and_without_torch(pytester, dumps, tmp_path, 
     monkeypatch.setattr(TensorRecord, "load_raw", lambda self: None)
     run(pytester, golden, my, f"--llm-report-dir={tmp_path / 'torch'}").assert_outcomes(passed=8, failed=2)
     assert read_report(tmp_path / "raw") == read_report(tmp_path / "torch")
+
+
+def test_the_worst_pairs_show_one_minus_cosine_where_the_cosines_look_equal(pytester, dumps):
+    signs = torch.tensor([1.0, -1.0] * 4).reshape(2, 4)
+    golden = {0: {"root.a": {"output": ARANGE}, "root.b": {"output": ARANGE}}}
+    my = {
+        0: {
+            "root.a": {"output": ARANGE * (1 + 1e-5 * signs)},
+            "root.b": {"output": ARANGE * (1 + 3e-5 * signs)},
+        }
+    }
+    result = run(pytester, *dumps(golden, my))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "worst 2 by cosine similarity:",
+            "  1.00000000  1-cos *  red *  passed  token0/root.b/output",
+            "  1.00000000  1-cos *  red *  passed  token0/root.a/output",
+        ]
+    )
+    listed = [line.split("1-cos")[1].split()[0] for line in result.outlines if "1-cos" in line]
+    worse, better = (float(value) for value in listed)
+    assert worse > better > 0  # the cosines print alike; 1 - cos keeps them apart
