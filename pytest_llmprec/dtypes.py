@@ -60,6 +60,14 @@ _TABLE = {
     )
 }
 
+NUMPY_CODES = {
+    "f8": "torch.float64", "f4": "torch.float32", "f2": "torch.float16",
+    "i1": "torch.int8", "i2": "torch.int16", "i4": "torch.int32", "i8": "torch.int64",
+    "u1": "torch.uint8", "u2": "torch.uint16", "u4": "torch.uint32", "u8": "torch.uint64",
+    "b1": "torch.bool", "c8": "torch.complex64", "c16": "torch.complex128",
+}  # fmt: skip
+"""NumPy dtype (kind and item size, any byte order) -> the dtype's name."""
+
 _MSIT_ERROR_LEVELS = {
     "torch.float32": 2.0**-20,
     "torch.float16": 2.0**-10,

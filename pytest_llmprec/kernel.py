@@ -36,7 +36,7 @@ def accumulate(golden: torch.Tensor, my: torch.Tensor, tolerance: Tolerance) -> 
     limit = None if use_c else TORCH_PIECE.get(golden.device.type, DEVICE_PIECE)
     for g_piece, m_piece, offset in aligned_pieces(golden, my, limit):
         if use_c:
-            piece = _accumulate_c(g_piece, m_piece, offset, ulp, tolerance)
+            piece = native.accumulate_buffers(_c_buffer(g_piece), _c_buffer(m_piece), offset, ulp, tolerance)
         else:
             piece = _accumulate_torch(g_piece, m_piece, offset, ulp, tolerance)
         acc = merge(acc, piece)
@@ -108,12 +108,6 @@ def _c_buffer(tensor: torch.Tensor) -> native.Buffer:
         table = torch.arange(256, dtype=torch.uint8).view(tensor.dtype).to(torch.float64).numpy().tobytes()
         _TABLES[tensor.dtype] = table
     return native.Buffer(data, tensor.dtype, table)
-
-
-def _accumulate_c(
-    golden: torch.Tensor, my: torch.Tensor, offset: int, ulp: UlpGrid, tol: Tolerance
-) -> dict[str, float]:
-    return native.accumulate_buffers(_c_buffer(golden), _c_buffer(my), offset, ulp, tol)
 
 
 # --- torch backend -----------------------------------------------------------------------------

@@ -11,25 +11,13 @@ from typing import IO
 import numpy as np
 import torch
 
+from ..dtypes import NUMPY_CODES
 from ..errors import DumpFormatError
 from ._files import PathLike, checked_size, element_count
 from ._payloads import map_bytes, view_as
 
 NUMPY_DTYPES: dict[str, torch.dtype] = {
-    "b1": torch.bool,
-    "u1": torch.uint8,
-    "u2": torch.uint16,
-    "u4": torch.uint32,
-    "u8": torch.uint64,
-    "i1": torch.int8,
-    "i2": torch.int16,
-    "i4": torch.int32,
-    "i8": torch.int64,
-    "f2": torch.float16,
-    "f4": torch.float32,
-    "f8": torch.float64,
-    "c8": torch.complex64,
-    "c16": torch.complex128,
+    code: getattr(torch, name.removeprefix("torch.")) for code, name in NUMPY_CODES.items()
 }
 """NumPy dtype (kind + item size, any byte order) -> torch dtype."""
 

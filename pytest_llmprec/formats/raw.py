@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dtypes import dtype_facts
+from ..dtypes import NUMPY_CODES, dtype_facts
 from . import atb_header
 from .layout_codes import PLAIN_FORMATS
 
@@ -43,11 +43,6 @@ _TYPED_STORAGES = {
     "BFloat16Storage": "torch.bfloat16", "CharStorage": "torch.int8", "ShortStorage": "torch.int16",
     "IntStorage": "torch.int32", "LongStorage": "torch.int64", "ByteStorage": "torch.uint8",
     "BoolStorage": "torch.bool",
-}  # fmt: skip
-_NUMPY_CODES = {
-    "f8": "torch.float64", "f4": "torch.float32", "f2": "torch.float16", "i1": "torch.int8",
-    "i2": "torch.int16", "i4": "torch.int32", "i8": "torch.int64", "u1": "torch.uint8",
-    "u2": "torch.uint16", "u4": "torch.uint32", "u8": "torch.uint64", "b1": "torch.bool",
 }  # fmt: skip
 
 
@@ -140,8 +135,10 @@ def _npy_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle, max_header_size=1 << 16)
     else:
         raise _Declined
-    name = _NUMPY_CODES.get(dtype.str[1:])
-    if name is None or dtype.fields is not None or dtype.str[0] == ">" or (fortran and len(shape) > 1):
+    name = NUMPY_CODES.get(dtype.str[1:])
+    if name not in RAW_DTYPES or dtype.str[0] == ">":  # structured dtypes have no code
+        raise _Declined
+    if fortran and len(shape) > 1:
         raise _Declined
     return name, tuple(int(size) for size in shape), handle.tell()
 
