@@ -7,6 +7,9 @@ For 32M-element golden/my pairs in float16, bfloat16 and float32 (CPU), in one p
             float64, then one pass per metric with full-size temporaries.
 Times are the best of several runs. Peak extra memory is the rise of the peak resident set
 during the call (reset through /proc/self/clear_refs), as a share of the pair's size.
+The table is printed twice: with every thread torch and the kernel use by default, and with one
+thread each (floor and compare then compete for nothing, so that ratio is the steadier one on a
+shared machine whose second core comes and goes).
 
 Run: python benchmarks/bench_metrics.py [--elements N] [--repeats 5]
 """
@@ -18,7 +21,7 @@ import argparse
 import torch
 from measure import best_time, peak_extra_bytes
 
-from pytest_llmprec import compare_tensors
+from pytest_llmprec import compare_tensors, native
 
 
 def naive_metrics(golden: torch.Tensor, my: torch.Tensor) -> dict[str, float]:
@@ -40,32 +43,45 @@ def naive_metrics(golden: torch.Tensor, my: torch.Tensor) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--elements", type=int, default=32 * 1024 * 1024)
-    parser.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs")
-    args = parser.parse_args()
-    n = args.elements
-    print(f"{n:,} elements per tensor, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    header = f"{'dtype':<10}{'floor ms':>10}{'compare ms':>12}{'naive ms':>10}{'cmp/floor':>11}"
-    print(header + f"{'naive/cmp':>11}{'extra mem':>11}{'naive mem':>11}")
+def table(n: int, repeats: int, with_naive: bool) -> None:
+    header = f"{'dtype':<10}{'floor ms':>10}{'compare ms':>12}{'cmp/floor':>11}"
+    if with_naive:
+        header += f"{'naive ms':>10}{'naive/cmp':>11}{'extra mem':>11}{'naive mem':>11}"
+    print(header)
     generator = torch.Generator().manual_seed(0)
     for dtype in (torch.float16, torch.bfloat16, torch.float32):
         golden = torch.randn(n, generator=generator).to(dtype)
         my = (golden.float() + torch.randn(n, generator=generator) * 1e-2).to(dtype)
         pair_bytes = golden.nbytes + my.nbytes
         compare_tensors(golden[:1000], my[:1000])  # warm up the thread pool
-        floor = best_time(lambda g=golden, m=my: (g.sum(), m.sum()), args.repeats + 2)
-        compare = best_time(lambda g=golden, m=my: compare_tensors(g, m), args.repeats)
-        naive = best_time(lambda g=golden, m=my: naive_metrics(g, m), 2)
-        extra = peak_extra_bytes(lambda g=golden, m=my: compare_tensors(g, m))
-        naive_extra = peak_extra_bytes(lambda g=golden, m=my: naive_metrics(g, m))
-        print(
-            f"{str(dtype).replace('torch.', ''):<10}{floor * 1e3:>10.1f}{compare * 1e3:>12.1f}"
-            f"{naive * 1e3:>10.0f}{compare / floor:>10.1f}x{naive / compare:>10.1f}x"
-            f"{extra / pair_bytes:>10.2%}{naive_extra / pair_bytes:>10.0%}"
-        )
+        floor = best_time(lambda g=golden, m=my: (g.sum(), m.sum()), repeats + 2)
+        compare = best_time(lambda g=golden, m=my: compare_tensors(g, m), repeats)
+        line = f"{str(dtype).replace('torch.', ''):<10}{floor * 1e3:>10.1f}{compare * 1e3:>12.1f}"
+        line += f"{compare / floor:>10.1f}x"
+        if with_naive:
+            naive = best_time(lambda g=golden, m=my: naive_metrics(g, m), 2)
+            extra = peak_extra_bytes(lambda g=golden, m=my: compare_tensors(g, m))
+            naive_extra = peak_extra_bytes(lambda g=golden, m=my: naive_metrics(g, m))
+            line += f"{naive * 1e3:>10.0f}{naive / compare:>10.1f}x{extra / pair_bytes:>10.2%}"
+            line += f"{naive_extra / pair_bytes:>10.0%}"
+        print(line)
         del golden, my
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--elements", type=int, default=32 * 1024 * 1024)
+    parser.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs")
+    args = parser.parse_args()
+    n = args.elements
+    threads = torch.get_num_threads()
+    print(f"{n:,} elements per tensor, torch {torch.__version__}")
+    print(f"\n{threads} threads (the defaults)")
+    table(n, args.repeats, with_naive=True)
+    torch.set_num_threads(1)
+    native.set_threads(1)
+    print("\none thread each")
+    table(n, args.repeats, with_naive=False)
 
 
 if __name__ == "__main__":

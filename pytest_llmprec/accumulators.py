@@ -24,6 +24,10 @@ FIELDS = (
 REL_EPS = 2.0**-23
 """Golden magnitudes at or below this are left out of the relative errors (as msit does)."""
 
+SMALLEST_SUBNORMAL = 2.0**-1074
+"""Stands in for a zero golden magnitude in the quotient |my - golden| / |golden| behind the
+msprobe ratios, so that 0 / 0 = 0 and x / 0 = inf."""
+
 
 @dataclass(frozen=True)
 class UlpGrid:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 
 from . import native
-from .accumulators import FIELDS, REL_EPS, UlpGrid, empty_accumulators, merge
+from .accumulators import FIELDS, REL_EPS, SMALLEST_SUBNORMAL, UlpGrid, empty_accumulators, merge
 from .thresholds import Tolerance
 
 TORCH_PIECE = {"cpu": 1 << 16}
@@ -141,8 +141,8 @@ def _accumulate_torch(
     gz, mz = torch.where(ok, g, zero), torch.where(ok, m, zero)
     d = mz - gz
     ad, ag = d.abs(), gz.abs()
-    counted = ag > REL_EPS
-    rel = torch.where(counted, ad / torch.where(counted, ag, 1.0), zero)
+    quotient = ad / ag.clamp_min(SMALLEST_SUBNORMAL)  # 0 / 0 = 0, x / 0 = inf
+    rel = torch.where(ag > REL_EPS, quotient, zero)
     ulps = ulp_errors(ad, gz, ulp)
     g_only, m_only = torch.where(g_fin, g, zero), torch.where(m_fin, m, zero)
     neg_inf, pos_inf = scalar(-math.inf), scalar(math.inf)
@@ -151,8 +151,8 @@ def _accumulate_torch(
     g_weight = torch.where(ok, torch.exp(g - g_top), zero)
     masked_ad = torch.where(ok, ad, -1.0)
     worst = masked_ad.argmax() if g.numel() else torch.zeros((), dtype=torch.int64, device=g.device)
-    within = ok & ((ad < 1e-3 * ag) | (ad == 0))
-    within5 = ok & ((ad < 5e-3 * ag) | (ad == 0))
+    within = ok & (quotient < 1e-3)
+    within5 = ok & (quotient < 5e-3)
     within_tol = ok & ((ag <= tol.small) | (ad <= tol.atol + tol.rtol * ag))
 
     def top(values: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor, largest: bool) -> torch.Tensor:

@@ -67,3 +67,25 @@ def test_a_raw_read_converts_to_the_loaded_tensor(tmp_path):
     torch.save(torch.arange(6.0).reshape(2, 3), tmp_path / "a.pt")
     raw = read_raw(tmp_path / "a.pt")
     assert torch.equal(raw.to_torch(), torch.arange(6.0).reshape(2, 3))
+
+
+@pytest.mark.parametrize("hardware", [True, False], ids=["cpu-instruction", "portable"])
+def test_both_half_conversions_widen_every_float16_exactly(hardware):
+    import numpy as np
+
+    from pytest_llmprec.accumulators import UlpGrid
+
+    halves = np.arange(1 << 16, dtype=np.uint16)
+    exact = halves.view(np.float16).astype(np.float64)  # NumPy's own conversion
+    was = native._kernel.hardware_half(hardware)
+    try:
+        acc = native.accumulate_buffers(
+            native.Buffer(halves, "torch.float16"), native.Buffer(exact, "torch.float64"),
+            0, UlpGrid.of("torch.float64"), Tolerance(0.0),
+        )  # fmt: skip
+    finally:
+        native._kernel.hardware_half(was)
+    assert acc["max_ad"] == 0.0  # every finite value identical
+    assert acc["nonfinite_mismatch"] == 0.0  # NaN and Inf at the same positions
+    assert (acc["g_nan"], acc["g_inf"]) == (int(np.isnan(exact).sum()), 2)
+    assert acc["g_sum"] == acc["m_sum"] and acc["sum_gg"] == acc["sum_mm"]
