@@ -5,17 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..dumps.torch_dump import WEIGHTS_TOKEN
 from .rows import ERROR, FAILED, PASSED
 
 WORST_COUNT = 10
 
 
+def _failing_dump_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failed or unreadable dump pairs (rows of hand-written tests excluded)."""
+    return [r for r in rows if r.get("verdict") in (FAILED, ERROR) and isinstance(r.get("node_order"), int)]
+
+
 def first_divergence(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The failing dump pair earliest in execution order (rows of hand-written tests excluded)."""
-    failing = [
-        r for r in rows if r.get("verdict") in (FAILED, ERROR) and isinstance(r.get("node_order"), int)
-    ]
-    return min(failing, key=lambda r: r["node_order"]) if failing else None
+    """The failing dump pair earliest in execution order. Weights are not executed (a quantised
+    model differs there by design), so they count only when nothing else fails."""
+    failing = _failing_dump_pairs(rows)
+    executed = [r for r in failing if r.get("token_id") != WEIGHTS_TOKEN]
+    return min(executed or failing, key=lambda r: r["node_order"]) if failing else None
 
 
 def summary_lines(
@@ -37,6 +43,10 @@ def summary_lines(
         where = f"{first['pair_key']}" + (f" ({op_type})" if op_type else "")
         reason = first.get("failed_checks") or first.get("cmp_fail_reason") or first["verdict"]
         lines.append(f"first divergence: {where}: {reason}")
+    weights = [r for r in _failing_dump_pairs(rows) if r.get("token_id") == WEIGHTS_TOKEN]
+    if weights:
+        earliest = min(weights, key=lambda r: r["node_order"])["pair_key"]
+        lines.append(f"weights differing: {len(weights)} (first: {earliest})")
     scored = [r for r in rows if isinstance(r.get("cosine_similarity"), float)]
     scored.sort(key=lambda r: (r["cosine_similarity"], -(r.get("relative_euclidean_distance") or 0.0)))
     if scored:

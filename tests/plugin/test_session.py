@@ -428,3 +428,33 @@ def test_the_worst_pairs_show_one_minus_cosine_where_the_cosines_look_equal(pyte
     listed = [line.split("1-cos")[1].split()[0] for line in result.outlines if "1-cos" in line]
     worse, better = (float(value) for value in listed)
     assert worse > better > 0  # the cosines print alike; 1 - cos keeps them apart
+
+
+def test_differing_weights_do_not_hide_the_first_executed_divergence(pytester, dumps, tmp_path):
+    golden, my = dumps(my=model_dump(scale_b=1.0625))
+    for root, scale in ((golden, 1.0), (my, 1.5)):  # a quantised model's weights differ by design
+        weights = next(root.glob("torch_tensors/*")) / "weights"
+        weights.mkdir()
+        torch.save(ARANGE * scale, weights / "root.a.weight.pth")
+        torch.save(ONES * scale, weights / "root.b.c.weight.pth")
+    result = run(pytester, golden, my)
+    result.assert_outcomes(passed=8, failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "12 pairs compared: 8 passed, 4 failed*",
+            "first divergence: token0/root.b.c/output_0 (C): *",
+            "weights differing: 2 (first: weights/root.a.weight/weight)",
+        ]
+    )
+
+
+def test_first_divergence_prefers_executed_pairs_over_weights():
+    from pytest_llmprec.report.summary import first_divergence
+
+    def row(key, order, token, verdict="failed"):
+        return {"pair_key": key, "node_order": order, "token_id": token, "verdict": verdict}
+
+    weight, later = row("weights/w/weight", 0, "weights"), row("token0/b/output", 5, 0)
+    assert first_divergence([weight, row("token0/a/output", 3, 0, "passed"), later]) is later
+    assert first_divergence([weight, row("token0/a/output", 3, 0, "passed")]) is weight
+    assert first_divergence([row("t", None, 0)]) is None  # hand-written comparisons have no order
