@@ -144,8 +144,9 @@ static inline double exp_nonpositive(double x)
     return (low + r8 * high) * bits_to_double((uint64_t)(exponent + 1023) << 52);
 }
 
-/* exp(x) for x <= 0 to 6e-11 relative, cheaper than exp_nonpositive: after
- * the same reduction, a degree-7 polynomial (mpmath.chebyfit of exp on
+/* exp(x) for x <= 0 to 6e-11 relative, cheaper than exp_nonpositive: the
+ * same reduction by ln 2 (without its low-order term, far below that error),
+ * a degree-7 polynomial (mpmath.chebyfit of exp on
  * [-ln2/2, ln2/2] with 8 terms, rounded to double), and 2^n added to the
  * exponent field. Arguments below -708 give about exp(-708) (the result
  * is then subnormal and rough, negligible against the largest term 1). */
@@ -322,7 +323,7 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
          * exp(g - gtop) come from exp_weight: all three sums share them, so
          * an error of relative size e in a weight only reweights one pair in
          * both distributions, which moves the divergence by at most about
-         * 2e of itself (2e-10); the exp(m - g) factors stay exact to 1e-16,
+         * 2e of itself (about 1e-10); the exp(m - g) factors stay exact to 1e-16,
          * which the small divergences of close tensors need. */
 #pragma omp simd reduction(+ : sg, sdot, sm)
         for (i = 0; i < n; i++) {
