@@ -1,7 +1,7 @@
 """The C kernel over raw little-endian element buffers, split over threads; importable without torch.
 
 ``accumulate_buffers`` reads each element once with no temporaries; the kernel releases the
-GIL, so large buffers are cut into consecutive slices reduced in parallel and merged.
+GIL, so large buffers are cut into consecutive ranges reduced by a pool of threads and merged.
 ``compare_raw`` compares two raw reads of dump files (``formats.raw``) this way. ``_kernel``
 is None when the optional extension was not built (callers then use torch).
 """
@@ -32,7 +32,11 @@ if _kernel is not None and tuple(_kernel.FIELDS) != FIELDS:  # pragma: no cover 
     raise ImportError("pytest_llmprec._kernel is out of date; rebuild the package")
 
 THREAD_SPLIT_MIN = 1 << 18
-"""Elements per thread below which a comparison is not split further."""
+"""Elements per range below which a comparison is not split further."""
+
+RANGES_PER_THREAD = 4
+"""A large comparison is cut into this many ranges per thread, taken by the threads as they come
+free, so a thread on a slower or busier core does less of the work."""
 
 ELEMENT_KINDS = {
     "torch.float64": "f64", "torch.float32": "f32", "torch.float16": "f16", "torch.bfloat16": "bf16",
@@ -125,8 +129,8 @@ def accumulate_buffers(
         return dict(zip(FIELDS, values, strict=True))
 
     n = golden.count
-    parts = min(_threads_wanted, max(1, n // THREAD_SPLIT_MIN))
-    if parts == 1:
+    parts = min(_threads_wanted * RANGES_PER_THREAD, max(1, n // THREAD_SPLIT_MIN))
+    if parts == 1 or _threads_wanted == 1:
         return run(0, n)
     bounds = [n * k // parts for k in range(parts + 1)]
     futures = [_threads().submit(run, a, b) for a, b in itertools.pairwise(bounds)]

@@ -395,6 +395,14 @@ def test_large_tensors_split_over_threads_match_the_reference(backend):
     assert_matches_reference(result, reference(golden, my, default_tol(golden, my)))
 
 
+def test_worst_element_ties_across_ranges_report_the_first(backend, monkeypatch):
+    monkeypatch.setattr(native, "_threads_wanted", 3)  # ranges taken by three threads in any order
+    golden = torch.zeros(3_000_000)
+    my = golden.clone()
+    my[[2_900_000, 1_000_000, 2_000_000]] = torch.tensor([-7.0, 7.0, 7.0])
+    assert compare_tensors(golden, my).worst_index == (1_000_000,)
+
+
 def test_as_dict_has_plain_values(backend):
     data = compare_tensors(torch.ones(2, 2), torch.ones(2, 2)).as_dict()
     assert data["golden_shape"] == [2, 2] and data["golden_dtype"] == "torch.float32"
