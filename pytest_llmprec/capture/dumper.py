@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..dumps.torch_dump import ORDER_FILE, TREE_FILE, WEIGHTS_FOLDER
 from .config import DumpConfig, dump_timestamp
 from .tensors import (
     ANALYZE_HEADER,
@@ -251,7 +252,7 @@ class Dumper:
             self._finish(call)
         if self._token == 0:
             tree = json.dumps(model_tree(self.root), indent=2)
-            self.writer.write_text(str(self.dir / "model_tree.json"), tree)
+            self.writer.write_text(str(self.dir / TREE_FILE), tree)
 
     # ----- writing ---------------------------------------------------------------------------
     def _stack(self) -> list[_Call]:
@@ -329,13 +330,13 @@ class Dumper:
         for name, parameter in self.root.named_parameters(prefix=ROOT):
             if self.config.selects_name(name) or self.config.selects_name(name.rsplit(".", 1)[0]):
                 (copy,) = host_copies([parameter])
-                self.writer.save_tensor(str(self.dir / "weights" / f"{name}.pth"), copy)
+                self.writer.save_tensor(str(self.dir / WEIGHTS_FOLDER / f"{name}.pth"), copy)
 
     # ----- end -------------------------------------------------------------------------------
     def flush(self) -> None:
         """Wait for the queued files and write ``execution_order.json``."""
         order = {str(token): folders for token, folders in sorted(self._order.items())}
-        self.writer.write_text(str(self.dir / "execution_order.json"), json.dumps(order, indent=1))
+        self.writer.write_text(str(self.dir / ORDER_FILE), json.dumps(order, indent=1))
         self.writer.flush()
 
     def close(self) -> None:
