@@ -11,7 +11,7 @@ The table is printed twice: with every thread torch and the kernel use by defaul
 thread each (floor and compare then compete for nothing, so that ratio is the steadier one on a
 shared machine whose second core comes and goes).
 
-Run: python benchmarks/bench_metrics.py [--elements N] [--repeats 5]
+Run: python benchmarks/bench_metrics.py [--elements N] [--repeats 5] [--instruction-set NAME]
 """
 
 from __future__ import annotations
@@ -72,10 +72,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elements", type=int, default=32 * 1024 * 1024)
     parser.add_argument("--repeats", type=int, default=5, help="timings are the best of this many runs")
+    parser.add_argument(
+        "--instruction-set", choices=native.instruction_sets(), help="kernel variant (default: the best one)"
+    )
     args = parser.parse_args()
+    if args.instruction_set:
+        native.use_instruction_set(args.instruction_set)
     n = args.elements
     threads = torch.get_num_threads()
-    print(f"{n:,} elements per tensor, torch {torch.__version__}")
+    kernel = args.instruction_set or native.instruction_sets()[0]
+    print(f"{n:,} elements per tensor, torch {torch.__version__}, kernel compiled for {kernel}")
     print(f"\n{threads} threads (the defaults)")
     table(n, args.repeats, with_naive=True)
     torch.set_num_threads(1)

@@ -12,6 +12,10 @@
  * that the compiler vectorises; nothing is allocated. The
  * GIL is released while the data are read, so a caller may split a tensor
  * into ranges, reduce them on several threads and merge the tuples.
+ *
+ * With GCC on x86-64 the reduction is compiled for three instruction sets
+ * (INSTRUCTION_SETS); the best one the CPU runs is used unless
+ * use_instruction_set(name) picks another, which lets the tests check each.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -73,15 +77,16 @@ static inline float half_to_float(uint16_t h)
     return (h & 0x8000u) ? -mag : mag;
 }
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define HARDWARE_HALF 1
-#include <immintrin.h>
-static int cpu_converts_halves; /* set at import: the CPU has F16C (x86-64-v3) */
-static int use_hardware_half;
+/* Instruction sets the range reduction is compiled for, from the most portable. */
+enum isa { ISA_BASELINE, ISA_V3, ISA_V4, ISA_COUNT };
+static const char *isa_names[ISA_COUNT] = {"baseline", "x86-64-v3", "x86-64-v4"};
 
-/* Halves to float64 with the CPU's conversion instruction, 8 at a time. */
-__attribute__((target("arch=x86-64-v3"))) static void widen_half_hw(const uint16_t *s, int n, double *dst)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define X86_VARIANTS 1
+#include <immintrin.h>
+
+/* Halves to float64 with the F16C conversion instruction, 8 at a time (AVX2). */
+__attribute__((target("arch=x86-64-v3"))) static void widen_half_v3(const uint16_t *s, int n, double *dst)
 {
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -92,20 +97,36 @@ __attribute__((target("arch=x86-64-v3"))) static void widen_half_hw(const uint16
     for (; i < n; i++)
         dst[i] = half_to_float(s[i]);
 }
-#else
-#define MULTIVERSION
+
+/* The same, 16 at a time (AVX-512). */
+__attribute__((target("arch=x86-64-v4"))) static void widen_half_v4(const uint16_t *s, int n, double *dst)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 f = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i)));
+        _mm512_storeu_pd(dst + i, _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
+        _mm512_storeu_pd(dst + i + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1))));
+    }
+    for (; i < n; i++)
+        dst[i] = half_to_float(s[i]);
+}
 #endif
 
-static inline __attribute__((always_inline)) void widen(const char *src, int kind, const double *lut, int n, double *dst)
+static inline __attribute__((always_inline)) void widen(const char *src, int kind, const double *lut, int n,
+                                                        double *dst, const int isa)
 {
     int i;
     switch (kind) {
     case K_F64: memcpy(dst, src, (size_t)n * 8); break;
     case K_F32: { const float *s = (const float *)src; for (i = 0; i < n; i++) dst[i] = s[i]; } break;
     case K_F16:
-#ifdef HARDWARE_HALF
-        if (use_hardware_half) {
-            widen_half_hw((const uint16_t *)src, n, dst);
+#ifdef X86_VARIANTS
+        if (isa == ISA_V4) {
+            widen_half_v4((const uint16_t *)src, n, dst);
+            break;
+        }
+        if (isa == ISA_V3) {
+            widen_half_v3((const uint16_t *)src, n, dst);
             break;
         }
 #endif
@@ -356,20 +377,39 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
     return 1;
 }
 
-MULTIVERSION
-static void reduce_range(const char *g, int g_kind, const double *glut, const char *m, int m_kind,
-                         const double *mlut, Py_ssize_t n, Py_ssize_t offset, const params_t *p, acc_t *a)
+#define RANGE_ARGS const char *g, int g_kind, const double *glut, const char *m, int m_kind, \
+                   const double *mlut, Py_ssize_t n, Py_ssize_t offset, const params_t *p, acc_t *a
+typedef void (*range_fn)(RANGE_ARGS);
+
+static inline __attribute__((always_inline)) void reduce_range(RANGE_ARGS, const int isa)
 {
     double gblock[BLOCK], mblock[BLOCK];
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const int len = (int)(n - start < BLOCK ? n - start : BLOCK);
-        widen(g + start * kind_size[g_kind], g_kind, glut, len, gblock);
-        widen(m + start * kind_size[m_kind], m_kind, mlut, len, mblock);
+        widen(g + start * kind_size[g_kind], g_kind, glut, len, gblock, isa);
+        widen(m + start * kind_size[m_kind], m_kind, mlut, len, mblock, isa);
         const double base = (double)(offset + start);
         if (!reduce_block_as(gblock, mblock, len, base, p, 0, a))
             reduce_block_as(gblock, mblock, len, base, p, 1, a);
     }
 }
+
+static void reduce_range_baseline(RANGE_ARGS) { reduce_range(g, g_kind, glut, m, m_kind, mlut, n, offset, p, a, ISA_BASELINE); }
+#ifdef X86_VARIANTS
+__attribute__((target("arch=x86-64-v3"))) static void reduce_range_v3(RANGE_ARGS)
+{
+    reduce_range(g, g_kind, glut, m, m_kind, mlut, n, offset, p, a, ISA_V3);
+}
+__attribute__((target("arch=x86-64-v4"))) static void reduce_range_v4(RANGE_ARGS)
+{
+    reduce_range(g, g_kind, glut, m, m_kind, mlut, n, offset, p, a, ISA_V4);
+}
+static const range_fn isa_functions[ISA_COUNT] = {reduce_range_baseline, reduce_range_v3, reduce_range_v4};
+#else
+static const range_fn isa_functions[ISA_COUNT] = {reduce_range_baseline, NULL, NULL};
+#endif
+static int isa_best;    /* the best instruction set this CPU runs, set at import */
+static int isa_current; /* the one accumulate uses */
 
 static int read_lut(PyObject *obj, int kind, Py_buffer *view, const double **lut)
 {
@@ -423,7 +463,8 @@ static PyObject *accumulate(PyObject *self, PyObject *args)
     a.worst_golden = a.worst_my = NAN;
 
     Py_BEGIN_ALLOW_THREADS
-    reduce_range((const char *)gbuf.buf, g_kind, glut, (const char *)mbuf.buf, m_kind, mlut, n, offset, &p, &a);
+    isa_functions[isa_current]((const char *)gbuf.buf, g_kind, glut, (const char *)mbuf.buf, m_kind, mlut, n, offset,
+                               &p, &a);
     Py_END_ALLOW_THREADS
 
     result = PyTuple_New(NFIELDS);
@@ -440,26 +481,27 @@ done:
     return result;
 }
 
-/* hardware_half(enabled) -> bool: turn the CPU's half conversion on or off (on only where the
- * CPU has it) and say whether it was on; the tests check both conversions agree. */
-static PyObject *hardware_half(PyObject *self, PyObject *arg)
+/* use_instruction_set(name) -> str: reduce with the named instruction set (one of
+ * INSTRUCTION_SETS) from now on, and say which one was in use. */
+static PyObject *use_instruction_set(PyObject *self, PyObject *arg)
 {
     (void)self;
-    const int enabled = PyObject_IsTrue(arg);
-    if (enabled < 0)
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
         return NULL;
-#ifdef HARDWARE_HALF
-    const int was = use_hardware_half;
-    use_hardware_half = enabled && cpu_converts_halves;
-    return PyBool_FromLong(was);
-#else
-    return PyBool_FromLong(0);
-#endif
+    for (int k = 0; k <= isa_best; k++) {
+        if (strcmp(name, isa_names[k]) == 0) {
+            const int was = isa_current;
+            isa_current = k;
+            return PyUnicode_FromString(isa_names[was]);
+        }
+    }
+    return PyErr_Format(PyExc_ValueError, "%s is not an instruction set this CPU runs", name);
 }
 
 static PyMethodDef methods[] = {
     {"accumulate", accumulate, METH_VARARGS, "Reduce two flat buffers to the comparison accumulators."},
-    {"hardware_half", hardware_half, METH_O, "Use the CPU's half-to-float conversion (where it has one)."},
+    {"use_instruction_set", use_instruction_set, METH_O, "Reduce with the named instruction set from now on."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -467,10 +509,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, 
 
 PyMODINIT_FUNC PyInit__kernel(void)
 {
-#ifdef HARDWARE_HALF
+#ifdef X86_VARIANTS
     __builtin_cpu_init();
-    cpu_converts_halves = use_hardware_half = __builtin_cpu_supports("x86-64-v3") != 0;
+    isa_best = __builtin_cpu_supports("x86-64-v4") ? ISA_V4 : __builtin_cpu_supports("x86-64-v3") ? ISA_V3 : ISA_BASELINE;
 #endif
+    isa_current = isa_best;
     PyObject *mod = PyModule_Create(&module);
     if (!mod)
         return NULL;
@@ -489,6 +532,15 @@ PyMODINIT_FUNC PyInit__kernel(void)
             goto fail;
     if (PyModule_AddIntConstant(mod, "BLOCK", BLOCK) < 0)
         goto fail;
+    PyObject *sets = PyTuple_New(isa_best + 1); /* best first */
+    if (!sets)
+        goto fail;
+    for (int k = isa_best; k >= 0; k--)
+        PyTuple_SET_ITEM(sets, isa_best - k, PyUnicode_FromString(isa_names[k]));
+    if (PyModule_AddObject(mod, "INSTRUCTION_SETS", sets) < 0) {
+        Py_DECREF(sets);
+        goto fail;
+    }
     return mod;
 fail:
     Py_DECREF(mod);

@@ -81,6 +81,18 @@ def available() -> bool:
     return _kernel is not None
 
 
+def instruction_sets() -> tuple[str, ...]:
+    """Instruction sets the kernel is compiled for that this CPU runs, the one in use by default
+    first (with GCC on x86-64: ``x86-64-v4`` (AVX-512), ``x86-64-v3`` (AVX2), ``baseline``)."""
+    return tuple(_kernel.INSTRUCTION_SETS)
+
+
+def use_instruction_set(name: str) -> str:
+    """Reduce with the named instruction set (one of ``instruction_sets()``) from now on, in this
+    process; returns the one used until now."""
+    return _kernel.use_instruction_set(name)
+
+
 def readable(dtype) -> bool:
     """Whether the kernel reads ``dtype`` without a table from the caller."""
     name = dtype_name(dtype)

@@ -18,15 +18,21 @@ NARROW_FLOATS = [d for d in FLOAT_DTYPES if d != torch.float64]
 INTEGERS = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
 
 
-@pytest.fixture(params=["c", "torch"])
+KERNEL_VARIANTS = [f"c-{name}" for name in (native.instruction_sets() if native.available() else ["?"])]
+
+
+@pytest.fixture(params=[*KERNEL_VARIANTS, "torch"])
 def backend(request, monkeypatch):
-    """Run a test with the C kernel and again with the torch backend."""
-    if request.param == "c":
-        if not native.available():
-            pytest.fail("the C kernel was not built; reinstall the package with a C compiler")
-    else:
+    """Run a test with the C kernel compiled for each instruction set this CPU runs, and again
+    with the torch backend."""
+    if request.param == "torch":
         monkeypatch.setattr(native, "_kernel", None)
-    return request.param
+        return "torch"
+    if not native.available():
+        pytest.fail("the C kernel was not built; reinstall the package with a C compiler")
+    was = native.use_instruction_set(request.param.removeprefix("c-"))
+    request.addfinalizer(lambda: native.use_instruction_set(was))
+    return "c"
 
 
 # --- the reference ---------------------------------------------------------------------------------

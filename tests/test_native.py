@@ -69,23 +69,38 @@ def test_a_raw_read_converts_to_the_loaded_tensor(tmp_path):
     assert torch.equal(raw.to_torch(), torch.arange(6.0).reshape(2, 3))
 
 
-@pytest.mark.parametrize("hardware", [True, False], ids=["cpu-instruction", "portable"])
-def test_both_half_conversions_widen_every_float16_exactly(hardware):
+INSTRUCTION_SETS = native.instruction_sets() if native.available() else ()
+
+
+@pytest.fixture(params=INSTRUCTION_SETS)
+def instruction_set(request):
+    """Run a test with the kernel compiled for each instruction set this CPU runs."""
+    was = native.use_instruction_set(request.param)
+    yield request.param
+    native.use_instruction_set(was)
+
+
+def test_every_float16_is_widened_exactly(instruction_set):
     import numpy as np
 
     from pytest_llmprec.accumulators import UlpGrid
 
     halves = np.arange(1 << 16, dtype=np.uint16)
     exact = halves.view(np.float16).astype(np.float64)  # NumPy's own conversion
-    was = native._kernel.hardware_half(hardware)
-    try:
+    # Offsets 0 and 5 put the blocks' vector loops and their scalar tails on different halves.
+    for skip in (0, 5):
         acc = native.accumulate_buffers(
-            native.Buffer(halves, "torch.float16"), native.Buffer(exact, "torch.float64"),
+            native.Buffer(halves[skip:], "torch.float16"), native.Buffer(exact[skip:], "torch.float64"),
             0, UlpGrid.of("torch.float64"), Tolerance(0.0),
         )  # fmt: skip
-    finally:
-        native._kernel.hardware_half(was)
-    assert acc["max_ad"] == 0.0  # every finite value identical
-    assert acc["nonfinite_mismatch"] == 0.0  # NaN and Inf at the same positions
-    assert (acc["g_nan"], acc["g_inf"]) == (int(np.isnan(exact).sum()), 2)
-    assert acc["g_sum"] == acc["m_sum"] and acc["sum_gg"] == acc["sum_mm"]
+        assert acc["max_ad"] == 0.0  # every finite value identical
+        assert acc["nonfinite_mismatch"] == 0.0  # NaN and Inf at the same positions
+        assert (acc["g_nan"], acc["g_inf"]) == (int(np.isnan(exact[skip:]).sum()), 2)
+        assert acc["g_sum"] == acc["m_sum"] and acc["sum_gg"] == acc["sum_mm"]
+
+
+def test_the_best_instruction_set_is_used_and_unknown_ones_are_refused():
+    assert native.use_instruction_set(INSTRUCTION_SETS[0]) == INSTRUCTION_SETS[0]
+    assert INSTRUCTION_SETS[-1] == "baseline"
+    with pytest.raises(ValueError, match="avx-9000 is not an instruction set this CPU runs"):
+        native.use_instruction_set("avx-9000")
