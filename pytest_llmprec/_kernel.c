@@ -197,16 +197,17 @@ static inline double exp_small(double d)
     return (p01 + d2 * p23) + d4 * ((p45 + d2 * p67) + d4 * p8);
 }
 
-/* Error of `ad` in units of last place of a float with `bits` explicit
- * mantissa bits, at the golden value g. `lo` and `hi` are the bit patterns
- * of 2^emin and 2^1022 (emin: the smallest normal exponent): the power of
- * two of |g| is clamped to them, and 2^-e is built from its bits by
- * mirroring the exponent field (all in 64-bit lanes, so it vectorises). */
-static inline double ulps(double ad, double g, double unit_scale, int64_t lo, int64_t hi)
+/* Error of `ad` in units of last place, 2^(e - bits), of a float with `bits`
+ * explicit mantissa bits at the finite golden value g, whose power of two 2^e
+ * is raised to 2^emin (emin: the smallest normal exponent; `lo` is its bit
+ * pattern). 2^(1 - e) is built from the bits of 2^e by mirroring the exponent
+ * field, which stays a normal double for every e from -1022 to 1023 (all in
+ * 64-bit lanes, so it vectorises); unit_scale is 2^(bits - 1). */
+static inline double ulps(double ad, double g, double unit_scale, int64_t lo)
 {
     int64_t pow2 = (int64_t)(double_to_bits(g) & 0x7ff0000000000000ULL);
-    pow2 = pow2 < lo ? lo : (pow2 > hi ? hi : pow2);
-    return ad * bits_to_double((uint64_t)(0x7fe0000000000000LL - pow2)) * unit_scale;
+    pow2 = pow2 < lo ? lo : pow2;
+    return ad * bits_to_double((uint64_t)(0x7ff0000000000000LL - pow2)) * unit_scale;
 }
 
 /* Largest |my - golden| of a block for which KL takes the shortcut below. */
@@ -228,8 +229,8 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
     double srel = 0, max_rel = 0, w1 = 0, w5 = 0, wt = 0, max_ulp = 0;
     double kg_max = -INFINITY, km_max = -INFINITY;
     const int integer_ulp = p->ulp_bits < 0;
-    const double unit_scale = bits_to_double((uint64_t)(1023 + (integer_ulp ? 0 : p->ulp_bits)) << 52);
-    const int64_t ulp_lo = (int64_t)(1023 + p->ulp_emin) << 52, ulp_hi = (int64_t)2045 << 52;
+    const double unit_scale = bits_to_double((uint64_t)(1022 + (integer_ulp ? 0 : p->ulp_bits)) << 52);
+    const int64_t ulp_lo = (int64_t)(1023 + p->ulp_emin) << 52;
     const double tol_rtol = p->tol_rtol, tol_atol = p->tol_atol, tol_small = p->tol_small;
     int i;
 
@@ -282,7 +283,7 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
          * too) keeps the compiler from fusing it into the addition. */
         const double slack = tol_rtol * ag;
         wt += ok & ((ag <= tol_small) | ((ad <= tol_atol + slack) & (slack <= INFINITY))) ? 1.0 : 0.0;
-        const double u = integer_ulp ? ad : ulps(ad, gz, unit_scale, ulp_lo, ulp_hi);
+        const double u = integer_ulp ? ad : ulps(ad, gz, unit_scale, ulp_lo);
         max_ulp = u > max_ulp ? u : max_ulp;
     }
     if (!checked) {

@@ -118,8 +118,10 @@ def ulp_errors(abs_error: torch.Tensor, golden: torch.Tensor, ulp: UlpGrid) -> t
     if ulp.bits < 0:
         return abs_error
     exponent = torch.frexp(golden).exponent - 1
-    exponent = torch.where(golden == 0, ulp.emin, exponent).clamp(ulp.emin, 1022)
-    return torch.ldexp(abs_error, ulp.bits - exponent.to(torch.float64))
+    exponent = torch.where(golden == 0, ulp.emin, exponent).clamp_min(ulp.emin)
+    scale = ulp.bits - exponent.to(torch.float64)  # up to 52 + 1022 for float64
+    half = torch.floor(scale / 2)  # torch.ldexp multiplies by 2**scale, which overflows above 2**1023
+    return torch.ldexp(torch.ldexp(abs_error, half), scale - half)
 
 
 def _accumulate_torch(

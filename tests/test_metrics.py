@@ -234,6 +234,17 @@ def test_perturbation_by_k_ulps_reports_at_most_2k_ulps(backend, case):
 # --- explicit cases ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_one_step_up_is_one_ulp_from_the_smallest_normal_to_the_largest_finite_value(backend, dtype):
+    info = torch.finfo(dtype)
+    exponents = torch.arange(math.log2(info.smallest_normal), math.log2(info.max) + 1)
+    golden = torch.cat([torch.exp2(exponents.double()).to(dtype), torch.tensor([info.max], dtype=dtype)])
+    above = torch.nextafter(golden, torch.tensor(math.inf, dtype=dtype))
+    my = torch.where(torch.isinf(above), torch.nextafter(golden, torch.tensor(0.0, dtype=dtype)), above)
+    # one step down from the largest value is also one ULP: it stays in the same binade
+    assert compare_tensors(golden, my).max_ulp_error == 1.0
+
+
 def exact_kl(golden: torch.Tensor, my: torch.Tensor) -> float:
     """KL(softmax(golden) || softmax(my)) in 40-digit arithmetic."""
     import mpmath
