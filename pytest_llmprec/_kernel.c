@@ -4,6 +4,8 @@
  *
  *   accumulate(golden, g_kind, g_lut, my, m_kind, m_lut, ulp_bits, ulp_emin,
  *              tol_rtol, tol_atol, tol_small, offset) -> tuple of floats named by FIELDS
+ *   count_over(golden, g_kind, g_lut, my, m_kind, m_lut, ulp_bits, ulp_emin,
+ *              error_kind, bound) -> int (to explain a failure; see enum error_kind)
  *
  * golden and my are read-only contiguous buffers of the element kinds below
  * (any one-byte dtype goes through a 256-entry float64 look-up table). Each
@@ -52,12 +54,18 @@ _Static_assert(sizeof(field_names) / sizeof(field_names[0]) == sizeof(acc_t) / s
  * the standard report (float32 machine epsilon, as msit does). */
 #define REL_EPS 1.1920928955078125e-07
 
-/* Per-call settings: the ULP grid of the "my" dtype (ulp_bits < 0: integers,
- * one unit is 1) and the element-wise tolerance counted in within_tolerance:
- * an element passes when |golden| <= tol_small or |my - golden| <= tol_atol +
- * tol_rtol * |golden|. */
+/* The ULP grid of the "my" dtype, see ulp_error; made by ulp_grid. */
 typedef struct {
-    int ulp_bits, ulp_emin;
+    int integer;       /* integer dtype: one unit is 1 */
+    double unit_scale; /* 2^(bits - 1), bits: explicit mantissa bits */
+    int64_t lo;        /* bit pattern of 2^emin, emin: the smallest normal exponent */
+} ulp_grid_t;
+
+/* Per-call settings: the ULP grid and the element-wise tolerance counted in
+ * within_tolerance: an element passes when |golden| <= tol_small or
+ * |my - golden| <= tol_atol + tol_rtol * |golden|. */
+typedef struct {
+    ulp_grid_t ulp;
     double tol_rtol, tol_atol, tol_small;
 } params_t;
 
@@ -197,17 +205,26 @@ static inline double exp_small(double d)
     return (p01 + d2 * p23) + d4 * ((p45 + d2 * p67) + d4 * p8);
 }
 
-/* Error of `ad` in units of last place, 2^(e - bits), of a float with `bits`
- * explicit mantissa bits at the finite golden value g, whose power of two 2^e
- * is raised to 2^emin (emin: the smallest normal exponent; `lo` is its bit
- * pattern). 2^(1 - e) is built from the bits of 2^e by mirroring the exponent
- * field, which stays a normal double for every e from -1022 to 1023 (all in
- * 64-bit lanes, so it vectorises); unit_scale is 2^(bits - 1). */
-static inline double ulps(double ad, double g, double unit_scale, int64_t lo)
+/* The grid of a dtype with `bits` explicit mantissa bits and smallest normal
+ * exponent `emin`; bits < 0 marks integers. */
+static ulp_grid_t ulp_grid(int bits, int emin)
+{
+    ulp_grid_t grid = {bits < 0, bits_to_double((uint64_t)(1022 + (bits < 0 ? 0 : bits)) << 52),
+                       (int64_t)(1023 + (bits < 0 ? 0 : emin)) << 52};
+    return grid;
+}
+
+/* Error of `ad` in units of last place, 2^(e - bits), at the finite golden
+ * value g, whose power of two 2^e is raised to 2^emin. 2^(1 - e) is built
+ * from the bits of 2^e by mirroring the exponent field, which stays a normal
+ * double for every e from -1022 to 1023 (all in 64-bit lanes, so it
+ * vectorises). */
+static inline double ulp_error(double ad, double g, const ulp_grid_t *grid)
 {
     int64_t pow2 = (int64_t)(double_to_bits(g) & 0x7ff0000000000000ULL);
-    pow2 = pow2 < lo ? lo : pow2;
-    return ad * bits_to_double((uint64_t)(0x7ff0000000000000LL - pow2)) * unit_scale;
+    pow2 = pow2 < grid->lo ? grid->lo : pow2;
+    const double u = ad * bits_to_double((uint64_t)(0x7ff0000000000000LL - pow2)) * grid->unit_scale;
+    return grid->integer ? ad : u;
 }
 
 /* Largest |my - golden| of a block for which KL takes the shortcut below. */
@@ -228,9 +245,7 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
     double sgg = 0, smm = 0, sgm = 0, sdd = 0, sad = 0, max_ad = -1.0;
     double srel = 0, max_rel = 0, w1 = 0, w5 = 0, wt = 0, max_ulp = 0;
     double kg_max = -INFINITY, km_max = -INFINITY;
-    const int integer_ulp = p->ulp_bits < 0;
-    const double unit_scale = bits_to_double((uint64_t)(1022 + (integer_ulp ? 0 : p->ulp_bits)) << 52);
-    const int64_t ulp_lo = (int64_t)(1023 + p->ulp_emin) << 52;
+    const ulp_grid_t grid = p->ulp;
     const double tol_rtol = p->tol_rtol, tol_atol = p->tol_atol, tol_small = p->tol_small;
     int i;
 
@@ -283,7 +298,7 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
          * too) keeps the compiler from fusing it into the addition. */
         const double slack = tol_rtol * ag;
         wt += ok & ((ag <= tol_small) | ((ad <= tol_atol + slack) & (slack <= INFINITY))) ? 1.0 : 0.0;
-        const double u = integer_ulp ? ad : ulps(ad, gz, unit_scale, ulp_lo);
+        const double u = ulp_error(ad, gz, &grid);
         max_ulp = u > max_ulp ? u : max_ulp;
     }
     if (!checked) {
@@ -429,33 +444,62 @@ static int read_lut(PyObject *obj, int kind, Py_buffer *view, const double **lut
     return 0;
 }
 
+/* Two element buffers and their look-up tables, as a call passed them. */
+typedef struct {
+    Py_buffer g, m, g_lut_view, m_lut_view;
+    int g_kind, m_kind;
+    const double *g_lut, *m_lut;
+    Py_ssize_t n;
+} pair_t;
+
+static void close_pair(pair_t *pair)
+{
+    if (pair->g_lut_view.obj) PyBuffer_Release(&pair->g_lut_view);
+    if (pair->m_lut_view.obj) PyBuffer_Release(&pair->m_lut_view);
+    PyBuffer_Release(&pair->g);
+    PyBuffer_Release(&pair->m);
+}
+
+/* Check the kinds, tables and element counts of a pair whose buffers were just
+ * parsed; on failure set an exception, release everything and return -1. */
+static int open_pair(pair_t *pair, PyObject *g_lut, PyObject *m_lut)
+{
+    pair->g_lut_view.obj = pair->m_lut_view.obj = NULL;
+    if (pair->g_kind < 0 || pair->g_kind >= K_COUNT || pair->m_kind < 0 || pair->m_kind >= K_COUNT) {
+        PyErr_SetString(PyExc_ValueError, "unknown element kind");
+        goto fail;
+    }
+    if (read_lut(g_lut, pair->g_kind, &pair->g_lut_view, &pair->g_lut) < 0 ||
+        read_lut(m_lut, pair->m_kind, &pair->m_lut_view, &pair->m_lut) < 0)
+        goto fail;
+    const Py_ssize_t g_size = kind_size[pair->g_kind], m_size = kind_size[pair->m_kind];
+    pair->n = pair->g.len / g_size;
+    if (pair->g.len % g_size || pair->m.len % m_size || pair->m.len / m_size != pair->n) {
+        PyErr_SetString(PyExc_ValueError, "the two buffers hold different element counts");
+        goto fail;
+    }
+    return 0;
+fail:
+    close_pair(pair);
+    return -1;
+}
+
 static PyObject *accumulate(PyObject *self, PyObject *args)
 {
-    Py_buffer gbuf, mbuf, glut_view, mlut_view;
-    int g_kind, m_kind;
+    pair_t pair;
+    PyObject *g_lut, *m_lut, *result;
+    int ulp_bits, ulp_emin;
     params_t p;
-    PyObject *glut_obj, *mlut_obj, *result = NULL;
     Py_ssize_t offset;
-    const double *glut, *mlut;
     acc_t a;
     (void)self;
 
-    if (!PyArg_ParseTuple(args, "y*iOy*iOiidddn", &gbuf, &g_kind, &glut_obj, &mbuf, &m_kind, &mlut_obj,
-                          &p.ulp_bits, &p.ulp_emin, &p.tol_rtol, &p.tol_atol, &p.tol_small, &offset))
+    if (!PyArg_ParseTuple(args, "y*iOy*iOiidddn", &pair.g, &pair.g_kind, &g_lut, &pair.m, &pair.m_kind, &m_lut,
+                          &ulp_bits, &ulp_emin, &p.tol_rtol, &p.tol_atol, &p.tol_small, &offset))
         return NULL;
-    glut_view.obj = mlut_view.obj = NULL;
-    if (g_kind < 0 || g_kind >= K_COUNT || m_kind < 0 || m_kind >= K_COUNT) {
-        PyErr_SetString(PyExc_ValueError, "unknown element kind");
-        goto done;
-    }
-    if (read_lut(glut_obj, g_kind, &glut_view, &glut) < 0 || read_lut(mlut_obj, m_kind, &mlut_view, &mlut) < 0)
-        goto done;
-    const Py_ssize_t n = gbuf.len / kind_size[g_kind];
-    if (gbuf.len % kind_size[g_kind] || mbuf.len % kind_size[m_kind] || mbuf.len / kind_size[m_kind] != n) {
-        PyErr_SetString(PyExc_ValueError, "the two buffers hold different element counts");
-        goto done;
-    }
-
+    if (open_pair(&pair, g_lut, m_lut) < 0)
+        return NULL;
+    p.ulp = ulp_grid(ulp_bits, ulp_emin);
     memset(&a, 0, sizeof(a));
     a.g_max = a.m_max = a.kl_g_max = a.kl_m_max = -INFINITY;
     a.g_min = a.m_min = INFINITY;
@@ -464,22 +508,73 @@ static PyObject *accumulate(PyObject *self, PyObject *args)
     a.worst_golden = a.worst_my = NAN;
 
     Py_BEGIN_ALLOW_THREADS
-    isa_functions[isa_current]((const char *)gbuf.buf, g_kind, glut, (const char *)mbuf.buf, m_kind, mlut, n, offset,
-                               &p, &a);
+    isa_functions[isa_current]((const char *)pair.g.buf, pair.g_kind, pair.g_lut, (const char *)pair.m.buf,
+                               pair.m_kind, pair.m_lut, pair.n, offset, &p, &a);
     Py_END_ALLOW_THREADS
 
+    close_pair(&pair);
     result = PyTuple_New(NFIELDS);
     if (result) {
         const double *values = (const double *)&a;
         for (Py_ssize_t k = 0; k < NFIELDS; k++)
             PyTuple_SET_ITEM(result, k, PyFloat_FromDouble(values[k]));
     }
-done:
-    if (glut_view.obj) PyBuffer_Release(&glut_view);
-    if (mlut_view.obj) PyBuffer_Release(&mlut_view);
-    PyBuffer_Release(&gbuf);
-    PyBuffer_Release(&mbuf);
     return result;
+}
+
+/* Error kinds count_over counts: |my - golden|, the relative error of
+ * max_relative_error (0 where |golden| <= REL_EPS), the error in ULP. */
+enum error_kind { E_ABS, E_REL, E_ULP, E_COUNT };
+
+static Py_ssize_t count_range_over(const pair_t *pair, const ulp_grid_t *grid, int kind, double bound)
+{
+    double gblock[BLOCK], mblock[BLOCK];
+    Py_ssize_t total = 0;
+    for (Py_ssize_t start = 0; start < pair->n; start += BLOCK) {
+        const int len = (int)(pair->n - start < BLOCK ? pair->n - start : BLOCK);
+        widen((const char *)pair->g.buf + start * kind_size[pair->g_kind], pair->g_kind, pair->g_lut, len, gblock,
+              ISA_BASELINE);
+        widen((const char *)pair->m.buf + start * kind_size[pair->m_kind], pair->m_kind, pair->m_lut, len, mblock,
+              ISA_BASELINE);
+        double over = 0;
+#pragma omp simd reduction(+ : over)
+        for (int i = 0; i < len; i++) {
+            const double gv = gblock[i], mv = mblock[i];
+            const int ok = ((gv - gv) == 0.0) & ((mv - mv) == 0.0);
+            const double gz = ok ? gv : 0.0, ad = fabs((ok ? mv : 0.0) - gz), ag = fabs(gz);
+            const double err = kind == E_ABS ? ad : kind == E_REL ? (ag > REL_EPS ? ad / ag : 0.0)
+                                                                  : ulp_error(ad, gz, grid);
+            over += ok & (err > bound) ? 1.0 : 0.0;
+        }
+        total += (Py_ssize_t)over;
+    }
+    return total;
+}
+
+static PyObject *count_over(PyObject *self, PyObject *args)
+{
+    pair_t pair;
+    PyObject *g_lut, *m_lut;
+    int ulp_bits, ulp_emin, kind;
+    double bound;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "y*iOy*iOiiid", &pair.g, &pair.g_kind, &g_lut, &pair.m, &pair.m_kind, &m_lut,
+                          &ulp_bits, &ulp_emin, &kind, &bound))
+        return NULL;
+    if (open_pair(&pair, g_lut, m_lut) < 0)
+        return NULL;
+    if (kind < 0 || kind >= E_COUNT) {
+        close_pair(&pair);
+        return PyErr_Format(PyExc_ValueError, "unknown error kind %d", kind);
+    }
+    const ulp_grid_t grid = ulp_grid(ulp_bits, ulp_emin);
+    Py_ssize_t total;
+    Py_BEGIN_ALLOW_THREADS
+    total = count_range_over(&pair, &grid, kind, bound);
+    Py_END_ALLOW_THREADS
+    close_pair(&pair);
+    return PyLong_FromSsize_t(total);
 }
 
 /* use_instruction_set(name) -> str: reduce with the named instruction set (one of
@@ -502,6 +597,7 @@ static PyObject *use_instruction_set(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"accumulate", accumulate, METH_VARARGS, "Reduce two flat buffers to the comparison accumulators."},
+    {"count_over", count_over, METH_VARARGS, "Count the elements whose error of one kind exceeds a bound."},
     {"use_instruction_set", use_instruction_set, METH_O, "Reduce with the named instruction set from now on."},
     {NULL, NULL, 0, NULL},
 };
@@ -531,6 +627,9 @@ PyMODINIT_FUNC PyInit__kernel(void)
     for (int k = 0; k < K_COUNT; k++)
         if (PyModule_AddIntConstant(mod, kinds[k], k) < 0)
             goto fail;
+    if (PyModule_AddIntConstant(mod, "error_abs", E_ABS) < 0 || PyModule_AddIntConstant(mod, "error_rel", E_REL) < 0 ||
+        PyModule_AddIntConstant(mod, "error_ulp", E_ULP) < 0)
+        goto fail;
     if (PyModule_AddIntConstant(mod, "BLOCK", BLOCK) < 0)
         goto fail;
     PyObject *sets = PyTuple_New(isa_best + 1); /* best first */

@@ -152,6 +152,17 @@ def accumulate_buffers(
     return acc
 
 
+def count_exceeding_raw(golden: RawTensor, my: RawTensor, kind: str, bound: float) -> int:
+    """``metrics.count_exceeding`` for two raw reads, without torch (the C kernel must be built)."""
+    codes = {"abs": _kernel.error_abs, "rel": _kernel.error_rel, "ulp": _kernel.error_ulp}
+    if kind not in codes:
+        raise ValueError(f"unknown error kind {kind!r}")
+    g, m, ulp = Buffer(golden.data, golden.dtype), Buffer(my.data, my.dtype), UlpGrid.of(my.dtype)
+    return _kernel.count_over(
+        g.data, g.kind, g.table, m.data, m.kind, m.table, ulp.bits, ulp.emin, codes[kind], bound
+    )
+
+
 def compare_raw(golden: RawTensor, my: RawTensor, *, tolerance: Tolerance | None = None) -> CompareResult:
     """``compare_tensors`` for two raw reads, without torch (the C kernel must be built)."""
     g_side, m_side = Side(golden.dtype, golden.shape), Side(my.dtype, my.shape)

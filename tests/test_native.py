@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pytest_llmprec import compare_tensors, native
@@ -53,6 +53,52 @@ def test_raw_and_torch_comparisons_agree_field_for_field(pair, tolerance):
     golden, my = pair
     want = compare_tensors(golden, my, tolerance=tolerance)
     assert_same(native.compare_raw(raw_of(golden), raw_of(my), tolerance=tolerance), want)
+
+
+@st.composite
+def equal_count_pairs(draw):
+    """Two raw dtypes of one shape (3000 elements span several kernel blocks); my is either
+    golden converted or independent."""
+    shape = draw(st.sampled_from([(0,), (5,), (3, 7), (3000,)]))
+    golden = draw(tensors(st.sampled_from(RAW), shape, allow_nan=True, allow_infinity=True))
+    my_dtype = draw(st.sampled_from(RAW))
+    converted = st.just(golden.to(my_dtype))
+    return golden, draw(converted | tensors(st.just(my_dtype), shape, allow_nan=True, allow_infinity=True))
+
+
+@given(
+    equal_count_pairs(), st.sampled_from(["abs", "rel", "ulp"]), st.sampled_from([0.0, 1e-3, 0.5, 2.0, 1e4])
+)
+def test_raw_counts_of_elements_over_a_bound_match_the_torch_counts(pair, kind, bound):
+    from pytest_llmprec.metrics import count_exceeding
+
+    golden, my = pair
+    assert native.count_exceeding_raw(raw_of(golden), raw_of(my), kind, bound) == count_exceeding(
+        golden, my, kind, bound
+    )
+
+
+@given(equal_count_pairs(), st.sampled_from(["abs", "rel", "ulp"]))
+def test_no_element_exceeds_the_largest_error_and_one_exceeds_just_below_it(pair, kind):
+    from pytest_llmprec.metrics import count_exceeding
+
+    golden, my = pair
+    field = {"abs": "max_absolute_error", "rel": "max_relative_error", "ulp": "max_ulp_error"}[kind]
+    largest = compare_tensors(golden, my).as_dict()[field]
+    assume(math.isfinite(largest) and largest > 0)
+    below = math.nextafter(largest, 0.0)
+    raw_g, raw_m = raw_of(golden), raw_of(my)
+    assert native.count_exceeding_raw(raw_g, raw_m, kind, largest) == 0
+    assert native.count_exceeding_raw(raw_g, raw_m, kind, below) >= 1
+    assert native.count_exceeding_raw(raw_g, raw_m, kind, below) == count_exceeding(golden, my, kind, below)
+
+
+def test_raw_counts_refuse_unknown_kinds_and_unequal_counts():
+    one, two = raw_of(torch.ones(1)), raw_of(torch.ones(2))
+    with pytest.raises(ValueError, match="unknown error kind 'cos'"):
+        native.count_exceeding_raw(one, one, "cos", 0.0)
+    with pytest.raises(ValueError, match="different element counts"):
+        native.count_exceeding_raw(one, two, "abs", 0.0)
 
 
 def test_raw_reads_of_files_compare_like_loaded_tensors(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from ..errors import DumpFormatError
 from ..matching import Pair
+from ..messages import failure_message
 from ..report.rows import comparison_row, error_row
 from ..standards import judge
 from .session import LlmSession
@@ -60,8 +61,6 @@ class PairItem(_LlmItem):
         self.user_properties += [(name, row[name]) for name in PROPERTIES] + [("verdict", row["verdict"])]
         if verdict.passed and not regressions:
             return
-        from ..assertions import failure_message  # imports torch, needed only to explain a failure
-
         what = f"pair {pair.key}"
         lines = (
             [failure_message(what, done.golden, done.mine, result, verdict)]

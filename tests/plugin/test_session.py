@@ -386,10 +386,12 @@ def test_torch_and_npy_dumps_are_compared_without_importing_torch(pytester, dump
         """
     )
     result = pytester.runpytest_subprocess(
-        f"--llm-golden={golden}", f"--llm-my={my}", "-p", "no:cacheprovider", "-s"
+        f"--llm-golden={golden}", f"--llm-my={my}", "-p", "no:cacheprovider", "-s", "--llm-max-abs-err=0.1"
     )
-    result.assert_outcomes(passed=8, failed=2)  # explaining the failures needs torch
-    result.stdout.fnmatch_lines(["*torch imported: True*"])
+    result.assert_outcomes(passed=8, failed=2)
+    # |diff| = 0.0625 * (1 ... 8): seven elements are over 0.1, counted by the C kernel
+    result.stdout.fnmatch_lines(["*elements with |my - golden| > 0.1: 7"])
+    result.stdout.fnmatch_lines(["*torch imported: False*"])
     passing = pytester.runpytest_subprocess(
         f"--llm-golden={golden}", f"--llm-my={golden}", "-p", "no:cacheprovider", "-s"
     )
