@@ -138,7 +138,8 @@ def _sqnr(acc: dict[str, float]) -> float:
         return math.inf
     if acc["sum_gg"] == 0:
         return -math.inf
-    return 10.0 * math.log10(acc["sum_gg"] / acc["sum_dd"])
+    # a difference of logarithms: the quotient itself can underflow to 0 (or overflow)
+    return 10.0 * (math.log10(acc["sum_gg"]) - math.log10(acc["sum_dd"]))
 
 
 def unravel_index(flat_index: int, shape: Sequence[int]) -> tuple[int, ...]:
