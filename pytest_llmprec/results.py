@@ -124,7 +124,8 @@ def _cosine(acc: dict[str, float]) -> float:
 def _kl(acc: dict[str, float]) -> float:
     lse_g = acc["kl_g_max"] + math.log(acc["kl_g_sum"])
     lse_m = acc["kl_m_max"] + math.log(acc["kl_m_sum"])
-    return max(0.0, acc["kl_g_dot"] / acc["kl_g_sum"] - lse_g + lse_m)
+    kl = acc["kl_g_dot"] / acc["kl_g_sum"] - lse_g + lse_m
+    return 0.0 if kl < 0 else kl  # rounding can go below 0; a NaN (broken sums) stays visible
 
 
 def _red(acc: dict[str, float]) -> float:
