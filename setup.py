@@ -7,6 +7,7 @@ setup(
         Extension(
             "pytest_llmprec._kernel",
             sources=["pytest_llmprec/_kernel.c"],
+            depends=["pytest_llmprec/_kernel_avx512.h"],
             extra_compile_args=[
                 "-O3",
                 "-fopenmp-simd",

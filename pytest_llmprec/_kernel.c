@@ -57,8 +57,9 @@ _Static_assert(sizeof(field_names) / sizeof(field_names[0]) == sizeof(acc_t) / s
 /* The ULP grid of the "my" dtype, see ulp_error; made by ulp_grid. */
 typedef struct {
     int integer;       /* integer dtype: one unit is 1 */
-    double unit_scale; /* 2^(bits - 1), bits: explicit mantissa bits */
-    int64_t lo;        /* bit pattern of 2^emin, emin: the smallest normal exponent */
+    double bits, emin; /* explicit mantissa bits, smallest normal exponent */
+    double unit_scale; /* 2^(bits - 1) */
+    int64_t lo;        /* bit pattern of 2^emin */
 } ulp_grid_t;
 
 /* Per-call settings: the ULP grid and the element-wise tolerance counted in
@@ -209,8 +210,11 @@ static inline double exp_small(double d)
  * exponent `emin`; bits < 0 marks integers. */
 static ulp_grid_t ulp_grid(int bits, int emin)
 {
-    ulp_grid_t grid = {bits < 0, bits_to_double((uint64_t)(1022 + (bits < 0 ? 0 : bits)) << 52),
-                       (int64_t)(1023 + (bits < 0 ? 0 : emin)) << 52};
+    const int integer = bits < 0;
+    if (integer)
+        bits = emin = 0;
+    const ulp_grid_t grid = {integer, bits, emin, bits_to_double((uint64_t)(1022 + bits) << 52),
+                             (int64_t)(1023 + emin) << 52};
     return grid;
 }
 
@@ -230,14 +234,21 @@ static inline double ulp_error(double ad, double g, const ulp_grid_t *grid)
 /* Largest |my - golden| of a block for which KL takes the shortcut below. */
 #define KL_SHARED_MAX_DIFF 0.0625
 
-/* Reduce one block into `a`. With checked == 0 every value is taken to be
+/* One block's statistics, before they are added to the accumulators. */
+typedef struct {
+    double both, g_nan, g_inf, m_nan, m_inf, mismatch, g_fin, m_fin;
+    double g_sum, g_max, g_min, m_sum, m_max, m_min;
+    double sgg, smm, sgm, sdd, sad, max_ad, srel, max_rel, w1, w5, wt, max_ulp;
+    double kg_max, km_max; /* largest values at positions finite on both sides, for KL */
+} block_t;
+
+/* The statistics of one block. With checked == 0 every value is taken to be
  * finite and the compiler drops the masks (always_inline with a constant
  * argument); the plain sums g_sum and m_sum then tell whether that was
- * true (an infinity or a NaN anywhere makes them non-finite), and if not,
- * nothing is added and 0 is returned, for the caller to rerun checked. */
-static inline __attribute__((always_inline)) int reduce_block_as(const double *g, const double *m, int n,
-                                                                  double base, const params_t *p,
-                                                                  const int checked, acc_t *a)
+ * true (an infinity or a NaN anywhere makes them non-finite), and if not, 0
+ * is returned, for the caller to rerun checked. */
+static inline __attribute__((always_inline)) int block_stats(const double *g, const double *m, int n,
+                                                              const params_t *p, const int checked, block_t *b)
 {
     double both = 0, g_nan = 0, g_inf = 0, m_nan = 0, m_inf = 0, mismatch = 0;
     double g_fin = 0, g_sum = 0, g_max = -INFINITY, g_min = INFINITY;
@@ -308,29 +319,38 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
         kg_max = g_max;
         km_max = m_max;
     }
+    const block_t out = {both, g_nan, g_inf, m_nan, m_inf, mismatch, g_fin, m_fin,
+                         g_sum, g_max, g_min, m_sum, m_max, m_min,
+                         sgg, smm, sgm, sdd, sad, max_ad, srel, max_rel, w1, w5, wt, max_ulp,
+                         kg_max, km_max};
+    *b = out;
+    return 1;
+}
 
+/* Add a block's statistics to `a`: sums, extremes, the worst element (the
+ * first one of the largest |d|, searched in g and m at flat position base),
+ * and the KL maxima, to which the running KL sums are rescaled. */
+static void add_block(acc_t *a, const block_t *b, const double *g, const double *m, int n, double base)
+{
     a->count += n;
-    a->both_finite += both;
-    a->g_nan += g_nan; a->g_inf += g_inf; a->m_nan += m_nan; a->m_inf += m_inf;
-    a->nonfinite_mismatch += mismatch;
-    a->g_finite += g_fin; a->g_sum += g_sum;
-    a->g_max = g_max > a->g_max ? g_max : a->g_max;
-    a->g_min = g_min < a->g_min ? g_min : a->g_min;
-    a->m_finite += m_fin; a->m_sum += m_sum;
-    a->m_max = m_max > a->m_max ? m_max : a->m_max;
-    a->m_min = m_min < a->m_min ? m_min : a->m_min;
-    a->sum_gg += sgg; a->sum_mm += smm; a->sum_gm += sgm; a->sum_dd += sdd; a->sum_ad += sad;
-    a->sum_rel += srel;
-    a->max_rel = max_rel > a->max_rel ? max_rel : a->max_rel;
-    a->within_0_001 += w1; a->within_0_005 += w5; a->within_tolerance += wt;
-    a->max_ulp = max_ulp > a->max_ulp ? max_ulp : a->max_ulp;
-    if (max_ad < 0)
-        return 1; /* no position is finite on both sides */
-
-    if (max_ad > a->max_ad) {
-        for (i = 0; i < n; i++) {
-            if ((g[i] - g[i]) == 0.0 && (m[i] - m[i]) == 0.0 && fabs(m[i] - g[i]) == max_ad) {
-                a->max_ad = max_ad;
+    a->both_finite += b->both;
+    a->g_nan += b->g_nan; a->g_inf += b->g_inf; a->m_nan += b->m_nan; a->m_inf += b->m_inf;
+    a->nonfinite_mismatch += b->mismatch;
+    a->g_finite += b->g_fin; a->g_sum += b->g_sum;
+    a->g_max = b->g_max > a->g_max ? b->g_max : a->g_max;
+    a->g_min = b->g_min < a->g_min ? b->g_min : a->g_min;
+    a->m_finite += b->m_fin; a->m_sum += b->m_sum;
+    a->m_max = b->m_max > a->m_max ? b->m_max : a->m_max;
+    a->m_min = b->m_min < a->m_min ? b->m_min : a->m_min;
+    a->sum_gg += b->sgg; a->sum_mm += b->smm; a->sum_gm += b->sgm; a->sum_dd += b->sdd; a->sum_ad += b->sad;
+    a->sum_rel += b->srel;
+    a->max_rel = b->max_rel > a->max_rel ? b->max_rel : a->max_rel;
+    a->within_0_001 += b->w1; a->within_0_005 += b->w5; a->within_tolerance += b->wt;
+    a->max_ulp = b->max_ulp > a->max_ulp ? b->max_ulp : a->max_ulp;
+    if (b->max_ad > a->max_ad) {
+        for (int i = 0; i < n; i++) {
+            if ((g[i] - g[i]) == 0.0 && (m[i] - m[i]) == 0.0 && fabs(m[i] - g[i]) == b->max_ad) {
+                a->max_ad = b->max_ad;
                 a->worst_index = base + i;
                 a->worst_golden = g[i];
                 a->worst_my = m[i];
@@ -338,30 +358,43 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
             }
         }
     }
-
-    /* Online log-sum-exp of both sides: rescale the running sums to the new
-     * maxima, then add this block's terms. */
-    if (kg_max > a->kl_g_max) {
-        const double s = a->kl_g_sum > 0 ? exp(a->kl_g_max - kg_max) : 0.0;
+    /* Online log-sum-exp of both sides: rescale the running sums to the new maxima. */
+    if (b->kg_max > a->kl_g_max) {
+        const double s = a->kl_g_sum > 0 ? exp(a->kl_g_max - b->kg_max) : 0.0;
         a->kl_g_sum *= s;
         a->kl_g_dot *= s;
-        a->kl_g_max = kg_max;
+        a->kl_g_max = b->kg_max;
     }
-    if (km_max > a->kl_m_max) {
-        a->kl_m_sum *= a->kl_m_sum > 0 ? exp(a->kl_m_max - km_max) : 0.0;
-        a->kl_m_max = km_max;
+    if (b->km_max > a->kl_m_max) {
+        a->kl_m_sum *= a->kl_m_sum > 0 ? exp(a->kl_m_max - b->km_max) : 0.0;
+        a->kl_m_max = b->km_max;
     }
+}
+
+/* Whether a block whose largest |my - golden| is max_ad takes the shared-weight
+ * KL shortcut (|gtop - mtop| <= 64 keeps exp(gtop - mtop) and the sums in range). */
+static inline int kl_shared(double max_ad, const acc_t *a)
+{
+    return max_ad <= KL_SHARED_MAX_DIFF && fabs(a->kl_g_max - a->kl_m_max) <= 64;
+}
+
+/* Add a block's KL terms to `a`, whose maxima add_block has already raised. */
+static inline __attribute__((always_inline)) void kl_block(const double *g, const double *m, int n,
+                                                           double max_ad, const int checked, acc_t *a)
+{
     const double gtop = a->kl_g_max, mtop = a->kl_m_max;
     double sg = 0, sdot = 0, sm = 0;
-    if (max_ad <= KL_SHARED_MAX_DIFF && fabs(gtop - mtop) <= 64) {
+    int i;
+    if (max_ad < 0)
+        return; /* no position is finite on both sides */
+    if (kl_shared(max_ad, a)) {
         /* One exp per pair: exp(m - mtop) = exp(g - gtop) * exp(m - g) * exp(gtop - mtop),
-         * with exp(m - g) from exp_small and the last factor once per block
-         * (|gtop - mtop| <= 64 keeps it and the sum in range). The weights
-         * exp(g - gtop) come from exp_weight: all three sums share them, so
-         * an error of relative size e in a weight only reweights one pair in
-         * both distributions, which moves the divergence by at most about
-         * 2e of itself (about 1e-10); the exp(m - g) factors stay exact to 1e-16,
-         * which the small divergences of close tensors need. */
+         * with exp(m - g) from exp_small and the last factor once per block.
+         * The weights exp(g - gtop) come from exp_weight: all three sums share
+         * them, so an error of relative size e in a weight only reweights one
+         * pair in both distributions, which moves the divergence by at most
+         * about 2e of itself (about 1e-10); the exp(m - g) factors stay exact
+         * to 1e-16, which the small divergences of close tensors need. */
 #pragma omp simd reduction(+ : sg, sdot, sm)
         for (i = 0; i < n; i++) {
             const double gv = g[i], mv = m[i];
@@ -375,7 +408,7 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
         a->kl_g_sum += sg;
         a->kl_g_dot -= sdot;
         a->kl_m_sum += exp(gtop - mtop) * sm;
-        return 1;
+        return;
     }
 #pragma omp simd reduction(+ : sg, sdot, sm)
     for (i = 0; i < n; i++) {
@@ -390,8 +423,27 @@ static inline __attribute__((always_inline)) int reduce_block_as(const double *g
     a->kl_g_sum += sg;
     a->kl_g_dot += sdot;
     a->kl_m_sum += sm;
-    return 1;
 }
+
+/* Reduce one block into `a` with the portable loops: unchecked first, checked
+ * when the block holds an infinity or a NaN. */
+static inline __attribute__((always_inline)) void reduce_block(const double *g, const double *m, int n,
+                                                               double base, const params_t *p, acc_t *a)
+{
+    block_t b;
+    if (block_stats(g, m, n, p, 0, &b)) {
+        add_block(a, &b, g, m, n, base);
+        kl_block(g, m, n, b.max_ad, 0, a);
+    } else {
+        block_stats(g, m, n, p, 1, &b);
+        add_block(a, &b, g, m, n, base);
+        kl_block(g, m, n, b.max_ad, 1, a);
+    }
+}
+
+#ifdef X86_VARIANTS
+#include "_kernel_avx512.h"
+#endif
 
 #define RANGE_ARGS const char *g, int g_kind, const double *glut, const char *m, int m_kind, \
                    const double *mlut, Py_ssize_t n, Py_ssize_t offset, const params_t *p, acc_t *a
@@ -399,14 +451,17 @@ typedef void (*range_fn)(RANGE_ARGS);
 
 static inline __attribute__((always_inline)) void reduce_range(RANGE_ARGS, const int isa)
 {
-    double gblock[BLOCK], mblock[BLOCK];
+    double gblock[BLOCK] __attribute__((aligned(64))), mblock[BLOCK] __attribute__((aligned(64)));
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         const int len = (int)(n - start < BLOCK ? n - start : BLOCK);
         widen(g + start * kind_size[g_kind], g_kind, glut, len, gblock, isa);
         widen(m + start * kind_size[m_kind], m_kind, mlut, len, mblock, isa);
         const double base = (double)(offset + start);
-        if (!reduce_block_as(gblock, mblock, len, base, p, 0, a))
-            reduce_block_as(gblock, mblock, len, base, p, 1, a);
+#ifdef X86_VARIANTS
+        if (isa == ISA_V4 && reduce_block_v4(gblock, mblock, len, base, p, a))
+            continue;
+#endif
+        reduce_block(gblock, mblock, len, base, p, a);
     }
 }
 
@@ -528,7 +583,7 @@ enum error_kind { E_ABS, E_REL, E_ULP, E_COUNT };
 
 static Py_ssize_t count_range_over(const pair_t *pair, const ulp_grid_t *grid, int kind, double bound)
 {
-    double gblock[BLOCK], mblock[BLOCK];
+    double gblock[BLOCK] __attribute__((aligned(64))), mblock[BLOCK] __attribute__((aligned(64)));
     Py_ssize_t total = 0;
     for (Py_ssize_t start = 0; start < pair->n; start += BLOCK) {
         const int len = (int)(pair->n - start < BLOCK ? pair->n - start : BLOCK);

@@ -298,6 +298,16 @@ def test_uniform_scale_error_keeps_cosine_but_shows_in_red_and_relative_errors(b
     assert result.mean_relative_error == pytest.approx(0.05, rel=1e-6)
 
 
+def test_kl_follows_values_far_from_zero_that_jump_between_blocks(backend):
+    # The AVX-512 kernel weighs a block against the running maximum of the blocks before it (the
+    # first block against its own first value) and must fall back when a block jumps far above it.
+    generator = torch.Generator().manual_seed(3)
+    golden = torch.randn(4 * 1024, generator=generator, dtype=torch.float64) - 1000.0
+    golden[2 * 1024 : 3 * 1024] += 800.0  # far above the maximum so far: exp(800) overflows
+    my = golden + 1e-3 * torch.randn(golden.shape, generator=generator, dtype=torch.float64)
+    assert_matches_reference(compare_tensors(golden, my), reference(golden, my, default_tol(golden, my)))
+
+
 def test_sqnr_beyond_the_float64_range_of_its_quotient(backend):
     tiny, huge = torch.tensor([2.0**-500], dtype=torch.float64), torch.tensor([2.0**500], dtype=torch.float64)
     # signal 2^-1000 over noise about 2^1000: the quotient 2^-2000 underflows to 0
