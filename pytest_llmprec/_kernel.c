@@ -18,6 +18,8 @@
  * With GCC on x86-64 the reduction is compiled for three instruction sets
  * (INSTRUCTION_SETS); the best one the CPU runs is used unless
  * use_instruction_set(name) picks another, which lets the tests check each.
+ * With AVX-512 most blocks go through the single hand-written loop of
+ * _kernel_avx512.h instead of the portable loops below.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
