@@ -2,13 +2,14 @@
  * The AVX-512 (x86-64-v4) block reduction of _kernel.c, which includes this
  * file: the statistics of block_stats and the shared-weight KL sums of
  * kl_block in one loop, written with intrinsics. One pass instead of two
- * saves reloading the block, and the masked adds, getexp/scalef and the
- * explicitly rounded tolerance bound need fewer instructions than the
- * compiler's vectorisation of the portable loops (about 18 % less time per
- * element). It covers the common case: the values are all finite, the block
- * length is a multiple of 8, the dtype is a float, and KL can use weights
- * relative to the running maximum; anything else goes to reduce_block. The
- * metric tests run on both.
+ * saves reloading the block; masked adds, getexp/scalef and the explicitly
+ * rounded tolerance bound need fewer instructions than the compiler's
+ * vectorisation of the portable loops; and the three counts are taken from
+ * the comparison masks by popcount on the otherwise idle integer units.
+ * Together about a quarter less time per element. It covers the common case:
+ * the values are all finite, the block length is a multiple of 8, the dtype is
+ * a float, and KL can use weights relative to the running maximum; anything
+ * else goes to reduce_block. The metric tests run on both.
  */
 
 #define V4 __attribute__((target("arch=x86-64-v4")))
@@ -50,14 +51,15 @@ V4 __attribute__((noinline)) static int block_stats_v4(const double *g, const do
                                                        double gref, block_t *b, double kl[3])
 {
     const __m512d absmask = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
-    const __m512d one = _mm512_set1_pd(1.0), smallest = _mm512_set1_pd(0x1p-1074);
+    const __m512d smallest = _mm512_set1_pd(0x1p-1074);
     const __m512d rel_eps = _mm512_set1_pd(REL_EPS), within1 = _mm512_set1_pd(1e-3), within5 = _mm512_set1_pd(5e-3);
     const __m512d rtol = _mm512_set1_pd(p->tol_rtol), atol = _mm512_set1_pd(p->tol_atol);
     const __m512d small = _mm512_set1_pd(p->tol_small), emin = _mm512_set1_pd(p->ulp.emin);
     const __m512d bits = _mm512_set1_pd(p->ulp.bits), top = _mm512_set1_pd(gref);
     const __m512d zero = _mm512_setzero_pd();
     __m512d g_sum = zero, m_sum = zero, sgg = zero, smm = zero, sgm = zero, sdd = zero, sad = zero;
-    __m512d srel = zero, max_rel = zero, w1 = zero, w5 = zero, wt = zero, max_ulp = zero;
+    __m512d srel = zero, max_rel = zero, max_ulp = zero;
+    unsigned w1 = 0, w5 = 0, wt = 0; /* counted from the masks by the integer units */
     __m512d g_max = _mm512_set1_pd(-INFINITY), g_min = _mm512_set1_pd(INFINITY), m_max = g_max, m_min = g_min;
     __m512d max_ad = _mm512_set1_pd(-1.0), kl_g = zero, kl_dot = zero, kl_m = zero;
     const int round = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -82,12 +84,12 @@ V4 __attribute__((noinline)) static int block_stats_v4(const double *g, const do
         const __mmask8 relative = _mm512_cmp_pd_mask(ag, rel_eps, _CMP_GT_OQ);
         srel = _mm512_mask_add_pd(srel, relative, srel, quotient);
         max_rel = _mm512_mask_max_pd(max_rel, relative, max_rel, quotient);
-        w1 = _mm512_mask_add_pd(w1, _mm512_cmp_pd_mask(quotient, within1, _CMP_LT_OQ), w1, one);
-        w5 = _mm512_mask_add_pd(w5, _mm512_cmp_pd_mask(quotient, within5, _CMP_LT_OQ), w5, one);
+        w1 += __builtin_popcount(_mm512_cmp_pd_mask(quotient, within1, _CMP_LT_OQ));
+        w5 += __builtin_popcount(_mm512_cmp_pd_mask(quotient, within5, _CMP_LT_OQ));
         /* atol + rtol * |g| rounded twice, as NumPy does (no fused multiply-add) */
         const __m512d bound = _mm512_add_round_pd(atol, _mm512_mul_round_pd(rtol, ag, round), round);
         const __mmask8 passes = _mm512_cmp_pd_mask(ad, bound, _CMP_LE_OQ) | _mm512_cmp_pd_mask(ag, small, _CMP_LE_OQ);
-        wt = _mm512_mask_add_pd(wt, passes, wt, one);
+        wt += __builtin_popcount(passes);
         /* getexp(0) is -inf, raised to emin like every exponent below it */
         const __m512d exponent = _mm512_max_pd(_mm512_getexp_pd(gv), emin);
         max_ulp = _mm512_max_pd(max_ulp, _mm512_scalef_pd(ad, _mm512_sub_pd(bits, exponent)));
@@ -106,7 +108,7 @@ V4 __attribute__((noinline)) static int block_stats_v4(const double *g, const do
                        _mm512_reduce_add_pd(sgg), _mm512_reduce_add_pd(smm), _mm512_reduce_add_pd(sgm),
                        _mm512_reduce_add_pd(sdd), _mm512_reduce_add_pd(sad), _mm512_reduce_max_pd(max_ad),
                        _mm512_reduce_add_pd(srel), _mm512_reduce_max_pd(max_rel),
-                       _mm512_reduce_add_pd(w1), _mm512_reduce_add_pd(w5), _mm512_reduce_add_pd(wt),
+                       w1, w5, wt,
                        _mm512_reduce_max_pd(max_ulp), block_g_max, block_m_max};
     *b = stats;
     kl[0] = _mm512_reduce_add_pd(kl_g);

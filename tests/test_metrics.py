@@ -308,6 +308,15 @@ def test_kl_follows_values_far_from_zero_that_jump_between_blocks(backend):
     assert_matches_reference(compare_tensors(golden, my), reference(golden, my, default_tol(golden, my)))
 
 
+def test_ratios_and_tolerance_count_strictly_below_and_at_most_their_bounds(backend):
+    # relative errors exactly 1e-3, 5e-4 and 5e-3 (correctly rounded quotients), over three blocks
+    golden = torch.tensor([1000.0, 1000.0, 200.0], dtype=torch.float64).repeat(1024)
+    my = torch.tensor([1001.0, 1000.5, 201.0], dtype=torch.float64).repeat(1024)
+    result = compare_tensors(golden, my, tolerance=Tolerance(1e-3))
+    assert (result.rel_err_ratio_0_001, result.rel_err_ratio_0_005) == (1 / 3, 2 / 3)
+    assert result.tolerance_pass_rate == 2 / 3  # |d| = 1 <= 1e-3 * 1000 passes, 1 <= 0.2 does not
+
+
 def test_sqnr_beyond_the_float64_range_of_its_quotient(backend):
     tiny, huge = torch.tensor([2.0**-500], dtype=torch.float64), torch.tensor([2.0**500], dtype=torch.float64)
     # signal 2^-1000 over noise about 2^1000: the quotient 2^-2000 underflows to 0
