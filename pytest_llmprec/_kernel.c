@@ -156,16 +156,20 @@ static inline __attribute__((always_inline)) void widen(const char *src, int kin
     }
 }
 
+#define LOG2_E 1.4426950408889634
+#define LN2_HIGH 0x1.62e42fefa39efp-1 /* ln 2 rounded to double */
+#define LN2_LOW 0x1.abc9e3b39803fp-56 /* ln 2 - LN2_HIGH */
+
 /* exp(x) for x <= 0 to about 2e-16 relative (Estrin-evaluated Taylor
  * polynomial after reduction by ln 2); arguments below -708 give exp(-708),
  * about 3e-308, which is negligible against the largest term 1. */
 static inline double exp_nonpositive(double x)
 {
     x = x < -708.0 ? -708.0 : x;
-    const double shifted = x * 1.4426950408889634 + 0x1.8p52;
+    const double shifted = x * LOG2_E + 0x1.8p52;
     const uint64_t n_bits = double_to_bits(shifted);
     const double n = shifted - 0x1.8p52;
-    const double r = x - n * 0x1.62e42fefa39efp-1 - n * 0x1.abc9e3b39803fp-56;
+    const double r = x - n * LN2_HIGH - n * LN2_LOW;
     const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
     const double p01 = 1.0 + r, p23 = 0.5 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120);
     const double p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880);
@@ -182,17 +186,19 @@ static inline double exp_nonpositive(double x)
  * [-ln2/2, ln2/2] with 8 terms, rounded to double), and 2^n added to the
  * exponent field. Arguments below -708 give about exp(-708) (the result
  * is then subnormal and rough, negligible against the largest term 1). */
+static const double exp_weight_poly[8] = {0x1.ffffffffa7135p-1, 0x1.fffffffff61fdp-1, 0x1.0000005c89e4ep-1,
+                                          0x1.5555557e7125ep-3, 0x1.555464a0f079ep-5, 0x1.1110a6222ea35p-7,
+                                          0x1.6da753185ad01p-10, 0x1.a17df2ec2bc60p-13};
+
 static inline double exp_weight(double x)
 {
     x = x < -708.0 ? -708.0 : x;
-    const double shifted = x * 1.4426950408889634 + 0x1.8p52;
+    const double *c = exp_weight_poly;
+    const double shifted = x * LOG2_E + 0x1.8p52;
     const double n = shifted - 0x1.8p52;
-    const double r = x - n * 0x1.62e42fefa39efp-1;
+    const double r = x - n * LN2_HIGH;
     const double r2 = r * r, r4 = r2 * r2;
-    const double p01 = 0x1.ffffffffa7135p-1 + r * 0x1.fffffffff61fdp-1;
-    const double p23 = 0x1.0000005c89e4ep-1 + r * 0x1.5555557e7125ep-3;
-    const double p45 = 0x1.555464a0f079ep-5 + r * 0x1.1110a6222ea35p-7;
-    const double p67 = 0x1.6da753185ad01p-10 + r * 0x1.a17df2ec2bc60p-13;
+    const double p01 = c[0] + r * c[1], p23 = c[2] + r * c[3], p45 = c[4] + r * c[5], p67 = c[6] + r * c[7];
     const double poly = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
     /* The low bits of `shifted` hold n + 2^51; shifted left by 52 that is n << 52. */
     return bits_to_double(double_to_bits(poly) + (double_to_bits(shifted) << 52));

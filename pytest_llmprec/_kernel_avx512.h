@@ -18,14 +18,15 @@
  * applied by scalef, which takes arguments far below -708 to 0. */
 V4 static inline __m512d exp_weight_v4(__m512d x)
 {
-    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+    const double *c = exp_weight_poly;
+    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(LOG2_E)),
                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0x1.62e42fefa39efp-1), x);
+    const __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(LN2_HIGH), x);
     const __m512d r2 = _mm512_mul_pd(r, r), r4 = _mm512_mul_pd(r2, r2);
-    const __m512d p01 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.fffffffff61fdp-1), _mm512_set1_pd(0x1.ffffffffa7135p-1));
-    const __m512d p23 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.5555557e7125ep-3), _mm512_set1_pd(0x1.0000005c89e4ep-1));
-    const __m512d p45 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.1110a6222ea35p-7), _mm512_set1_pd(0x1.555464a0f079ep-5));
-    const __m512d p67 = _mm512_fmadd_pd(r, _mm512_set1_pd(0x1.a17df2ec2bc60p-13), _mm512_set1_pd(0x1.6da753185ad01p-10));
+    const __m512d p01 = _mm512_fmadd_pd(r, _mm512_set1_pd(c[1]), _mm512_set1_pd(c[0]));
+    const __m512d p23 = _mm512_fmadd_pd(r, _mm512_set1_pd(c[3]), _mm512_set1_pd(c[2]));
+    const __m512d p45 = _mm512_fmadd_pd(r, _mm512_set1_pd(c[5]), _mm512_set1_pd(c[4]));
+    const __m512d p67 = _mm512_fmadd_pd(r, _mm512_set1_pd(c[7]), _mm512_set1_pd(c[6]));
     const __m512d poly = _mm512_fmadd_pd(r4, _mm512_fmadd_pd(r2, p67, p45), _mm512_fmadd_pd(r2, p23, p01));
     return _mm512_scalef_pd(poly, n);
 }
