@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info pytest_llmprec/*.so llmprec-report
+	rm -rf $(VENV) build *.egg-info pytest_llmprec/compare/*.so llmprec-report
 
 # Regenerate the GE dump protobuf module. grpcio-tools 1.63.0 bundles protoc
 # 26.1, whose output has no runtime version check and loads on protobuf >= 5.26;

@@ -5,9 +5,9 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "pytest_llmprec._kernel",
-            sources=["pytest_llmprec/_kernel.c"],
-            depends=["pytest_llmprec/_kernel_avx512.h"],
+            "pytest_llmprec.compare._kernel",
+            sources=["pytest_llmprec/compare/_kernel.c"],
+            depends=["pytest_llmprec/compare/_kernel_avx512.h"],
             extra_compile_args=[
                 "-O3",
                 "-fopenmp-simd",

@@ -21,7 +21,8 @@ import argparse
 import torch
 from measure import best_time, peak_extra_bytes
 
-from pytest_llmprec import compare_tensors, native
+from pytest_llmprec import compare_tensors
+from pytest_llmprec.compare import native
 
 
 def naive_metrics(golden: torch.Tensor, my: torch.Tensor) -> dict[str, float]:

@@ -1,7 +1,9 @@
 """pytest-llmprec: LLM inference precision debugging as a pytest suite.
 
-The public names below are imported on first use, so that ``import
-pytest_llmprec`` (and pytest loading the plugin) does not import torch.
+The public names below are imported on first use, so that ``import pytest_llmprec`` (and pytest
+loading the plugin) does not import torch. Subpackages hold the rest: ``formats`` (tensor file
+readers and writers), ``dumps``, ``matching``, ``compare``, ``standards``, ``pipeline``,
+``report``, ``capture`` and ``testing``.
 """
 
 from __future__ import annotations
@@ -13,43 +15,35 @@ from ._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CompareResult": "results",
-    "compare_tensors": "metrics",
-    "row_kl_divergence": "metrics",
+    "CompareResult": "compare.results",
+    "compare_tensors": "compare.metrics",
+    "row_kl_divergence": "compare.metrics",
     "Standard": "standards",
-    "Threshold": "thresholds",
-    "Tolerance": "thresholds",
+    "Threshold": "standards",
+    "Tolerance": "standards",
     "Verdict": "standards",
-    "judge": "standards",
     "get_standard": "standards",
     "PrecisionError": "assertions",
     "assert_close_cos": "assertions",
+    "assert_kl_div": "assertions",
     "assert_max_abs_error": "assertions",
     "assert_max_rel_error": "assertions",
     "assert_mean_rel_error": "assertions",
+    "assert_precision": "assertions",
     "assert_red": "assertions",
-    "assert_kl_div": "assertions",
     "assert_sqnr": "assertions",
     "assert_ulp": "assertions",
-    "assert_precision": "assertions",
-    "DumpConfig": "capture.config",
-    "register_hook": "capture.hooks",
-    "dump_data": "capture.manual",
-    "seed_all": "capture.seed",
+    "DumpConfig": "capture",
+    "register_hook": "capture",
+    "dump_data": "capture",
+    "seed_all": "capture",
     "Dump": "dumps",
     "TensorRecord": "dumps",
     "load_dump": "dumps",
     "DumpFormatError": "errors",
     "LlmprecError": "errors",
-    "TensorInfo": "formats",
-    "list_members": "formats",
     "load_tensor": "formats",
     "probe_tensor": "formats",
-    "read_atb_bin": "formats",
-    "read_atb_stats": "formats",
-    "save_atb_bin": "formats",
-    "read_ge_dump": "formats",
-    "write_ge_dump": "formats",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,27 +61,13 @@ if TYPE_CHECKING:
         assert_sqnr,
         assert_ulp,
     )
-    from .capture.config import DumpConfig
-    from .capture.hooks import register_hook
-    from .capture.manual import dump_data
-    from .capture.seed import seed_all
+    from .capture import DumpConfig, dump_data, register_hook, seed_all
+    from .compare.metrics import compare_tensors, row_kl_divergence
+    from .compare.results import CompareResult
     from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
-    from .formats import (
-        TensorInfo,
-        list_members,
-        load_tensor,
-        probe_tensor,
-        read_atb_bin,
-        read_atb_stats,
-        read_ge_dump,
-        save_atb_bin,
-        write_ge_dump,
-    )
-    from .metrics import compare_tensors, row_kl_divergence
-    from .results import CompareResult
-    from .standards import Standard, Verdict, get_standard, judge
-    from .thresholds import Threshold, Tolerance
+    from .formats import load_tensor, probe_tensor
+    from .standards import Standard, Threshold, Tolerance, Verdict, get_standard
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

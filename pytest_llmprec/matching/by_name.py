@@ -100,10 +100,10 @@ class SingleFileMatcher:
             g, m = golden.records[0], my.records[0]
             result.pairs = [Pair(f"{g.node}/{g.leaf}", g, m, m.token, 0)]
             return result
-        mine = {record.leaf: record for record in my}
+        by_leaf = {record.leaf: record for record in my}
         found = []
         for record in golden:
-            partner = mine.pop(record.leaf, None)
+            partner = by_leaf.pop(record.leaf, None)
             if partner is None:
                 result.unmatched.append(
                     Unmatched("golden", record, "no member with this name in the my file")
@@ -116,7 +116,7 @@ class SingleFileMatcher:
                     )
                 )
         result.unmatched += [
-            Unmatched("my", r, "no member with this name in the golden file") for r in mine.values()
+            Unmatched("my", r, "no member with this name in the golden file") for r in by_leaf.values()
         ]
         result.pairs = _ordered(found)
         return result

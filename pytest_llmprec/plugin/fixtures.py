@@ -11,9 +11,9 @@ import pytest
 from .hooks import STASH
 
 if TYPE_CHECKING:
+    from ..compare.results import CompareResult
     from ..dumps.base import Dump
     from ..matching import Pair
-    from ..metrics import CompareResult
     from .session import LlmSession
 
 
@@ -77,7 +77,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
-    """``llm_compare(golden, mine, *, name=None, standard=None, tolerance=None, **thresholds)``.
+    """``llm_compare(golden, my, *, name=None, standard=None, tolerance=None, **thresholds)``.
 
     Compares, judges with the standard chosen by precedence (call > command line > marker >
     ini rule > profile > dtype default; rules match ``name``, else the test id), adds the row to
@@ -88,7 +88,7 @@ def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
 
     def compare(
         golden: Any,
-        mine: Any,
+        my: Any,
         *,
         name: str | None = None,
         standard: Any = None,
@@ -97,11 +97,11 @@ def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
     ) -> CompareResult:
         __tracebackhide__ = True
         from ..assertions import PrecisionError, failure_message
-        from ..metrics import as_tensor, compare_tensors
+        from ..compare.metrics import as_tensor, compare_tensors
         from ..report.rows import comparison_row
         from ..standards import Layer, judge
 
-        g, m = as_tensor(golden, "golden"), as_tensor(mine, "my")
+        g, m = as_tensor(golden, "golden"), as_tensor(my, "my")
         call = Layer.from_keywords("call argument", profile=standard, tolerance=tolerance, **thresholds)
         chosen = llm.standard(
             name or node.nodeid, g.dtype, m.dtype, node.get_closest_marker("llm_precision"), call

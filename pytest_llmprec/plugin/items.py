@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from ..assertions.messages import failure_message
 from ..errors import DumpFormatError
 from ..matching import Pair
-from ..messages import failure_message
 from ..report.rows import comparison_row, error_row
 from ..standards import judge
 from .session import LlmSession
@@ -63,7 +63,7 @@ class PairItem(_LlmItem):
             return
         what = f"pair {pair.key}"
         lines = (
-            [failure_message(what, done.golden, done.mine, result, verdict)]
+            [failure_message(what, done.golden, done.my, result, verdict)]
             if not verdict.passed
             else [f"{what} regressed against the baseline {self.llm.settings.baseline}"]
         )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ..names import PROFILE_NAMES, THRESHOLD_KEYWORDS
-from ..thresholds import Rule, Threshold, parse_rules
+from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
+from ..standards.thresholds import Rule, Threshold, parse_rules
 
 DEFAULT_REPORT_DIR = "llmprec-report"
 DEFAULT_BASELINE_TOLERANCE = 0.1

@@ -23,14 +23,14 @@ from ..report.baseline import Baseline, write_baseline
 from ..report.csv_files import write_csv
 from ..report.rows import COLUMNS, row_sort_key
 from ..report.summary import summary_lines
-from ..thresholds import Layer, rule_layer
+from ..standards.thresholds import Layer, rule_layer
 from .options import Settings
 
 if TYPE_CHECKING:
     import torch
 
+    from ..compare.results import CompareResult
     from ..formats.raw import RawTensor
-    from ..results import CompareResult
     from ..standards import Standard
 
 UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
@@ -41,7 +41,7 @@ class Evaluation:
     """A pair's tensors (torch tensors or raw reads), the standard that applies, and their comparison."""
 
     golden: torch.Tensor | RawTensor
-    mine: torch.Tensor | RawTensor
+    my: torch.Tensor | RawTensor
     standard: Standard
     result: CompareResult
 
@@ -66,7 +66,7 @@ class LlmSession:
         self.baseline = self._load_baseline()
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
         if self.is_worker and workers > 1:  # share the cores between the workers' comparisons
-            from ..native import set_threads
+            from ..compare.native import set_threads
 
             set_threads(max(1, (os.cpu_count() or 1) // workers))
 
@@ -151,17 +151,17 @@ class LlmSession:
 
         Files that ``formats.read_raw`` handles are compared without torch (see ``native``).
         """
-        from .. import native
+        from ..compare import native
 
-        golden, mine = pair.golden.load_raw(), pair.my.load_raw()
-        if golden is not None and mine is not None and native.available():
+        golden, my = pair.golden.load_raw(), pair.my.load_raw()
+        if golden is not None and my is not None and native.available():
             compare = native.compare_raw
         else:
-            from ..metrics import compare_tensors
+            from ..compare.metrics import compare_tensors
 
-            golden, mine, compare = pair.golden.load(), pair.my.load(), compare_tensors
-        standard = self.standard(pair.golden.node, golden.dtype, mine.dtype, marker)
-        return Evaluation(golden, mine, standard, compare(golden, mine, tolerance=standard.tolerance))
+            golden, my, compare = pair.golden.load(), pair.my.load(), compare_tensors
+        standard = self.standard(pair.golden.node, golden.dtype, my.dtype, marker)
+        return Evaluation(golden, my, standard, compare(golden, my, tolerance=standard.tolerance))
 
     def prefetch(self, pair: Pair, marker: pytest.Mark | None) -> None:
         """Start reading and comparing ``pair`` in the background (the next item's, while pytest

@@ -17,7 +17,7 @@ from ..errors import LlmprecError
 from .csv_files import read_csv, write_csv
 
 if TYPE_CHECKING:
-    from ..metrics import CompareResult
+    from ..compare.results import CompareResult
 
 METRICS = ("cosine_similarity", "relative_euclidean_distance", "max_absolute_error", "kl_divergence")
 COLUMNS = ("pair_key", *METRICS)

@@ -6,8 +6,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..compare.results import CompareResult
     from ..dumps.base import TensorRecord
-    from ..metrics import CompareResult
     from ..standards import Verdict
 
 STANDARD_COLUMNS = (

@@ -94,11 +94,14 @@ def test_member_on_a_single_array_file(tmp_path):
 
 
 def test_package_level_exports(tmp_path):
+    from pytest_llmprec import formats
+
     path = tmp_path / "t.bin"
-    pytest_llmprec.save_atb_bin(torch.ones(2), path)
+    formats.save_atb_bin(torch.ones(2), path)
     assert pytest_llmprec.load_tensor(path).tolist() == [1.0, 1.0]
-    assert pytest_llmprec.probe_tensor(path) == pytest_llmprec.TensorInfo(torch.float32, (2,), None)
-    assert pytest_llmprec.list_members(path) == []
+    assert pytest_llmprec.probe_tensor(path) == formats.TensorInfo(torch.float32, (2,), None)
+    assert formats.list_members(path) == []
+    assert "save_atb_bin" not in pytest_llmprec.__all__  # writers live in formats, not the root
 
 
 def test_importing_the_package_does_not_import_torch():

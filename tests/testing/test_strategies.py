@@ -6,7 +6,7 @@ import torch
 from hypothesis import find, given
 from hypothesis import strategies as st
 
-from pytest_llmprec.strategies import FLOAT_DTYPES, activations, logits, perturbed, tensors
+from pytest_llmprec.testing.strategies import FLOAT_DTYPES, activations, logits, perturbed, tensors
 
 
 @given(tensors(st.sampled_from(FLOAT_DTYPES), st.sampled_from([(3,), (2, 5)])))

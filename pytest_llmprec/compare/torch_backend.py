@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import torch
 
+from ..standards.thresholds import Tolerance
 from . import native
 from .accumulators import FIELDS, REL_EPS, SMALLEST_SUBNORMAL, UlpGrid, empty_accumulators, merge
-from .thresholds import Tolerance
 
 TORCH_PIECE = {"cpu": 1 << 16}
 DEVICE_PIECE = 1 << 22

@@ -15,13 +15,13 @@ from array import array
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from ..dtypes import dtype_facts, dtype_name
+from ..standards.thresholds import Tolerance
 from .accumulators import FIELDS, UlpGrid, merge
-from .dtypes import dtype_facts, dtype_name
 from .results import CompareResult, Side, compare_sides, default_tolerance
-from .thresholds import Tolerance
 
 if TYPE_CHECKING:
-    from .formats.raw import RawTensor
+    from ..formats.raw import RawTensor
 
 try:
     from . import _kernel

@@ -9,11 +9,12 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pytest_llmprec import compare_tensors, native
+from pytest_llmprec import compare_tensors
+from pytest_llmprec.compare import native
 from pytest_llmprec.formats import load_tensor, read_raw
 from pytest_llmprec.formats.raw import RawTensor
-from pytest_llmprec.strategies import tensors
-from pytest_llmprec.thresholds import Tolerance
+from pytest_llmprec.standards import Tolerance
+from pytest_llmprec.testing.strategies import tensors
 
 RAW = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.uint8, torch.int16,
        torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64, torch.bool]  # fmt: skip
@@ -70,7 +71,7 @@ def equal_count_pairs(draw):
     equal_count_pairs(), st.sampled_from(["abs", "rel", "ulp"]), st.sampled_from([0.0, 1e-3, 0.5, 2.0, 1e4])
 )
 def test_raw_counts_of_elements_over_a_bound_match_the_torch_counts(pair, kind, bound):
-    from pytest_llmprec.metrics import count_exceeding
+    from pytest_llmprec.compare.metrics import count_exceeding
 
     golden, my = pair
     assert native.count_exceeding_raw(raw_of(golden), raw_of(my), kind, bound) == count_exceeding(
@@ -80,7 +81,7 @@ def test_raw_counts_of_elements_over_a_bound_match_the_torch_counts(pair, kind, 
 
 @given(equal_count_pairs(), st.sampled_from(["abs", "rel", "ulp"]))
 def test_no_element_exceeds_the_largest_error_and_one_exceeds_just_below_it(pair, kind):
-    from pytest_llmprec.metrics import count_exceeding
+    from pytest_llmprec.compare.metrics import count_exceeding
 
     golden, my = pair
     field = {"abs": "max_absolute_error", "rel": "max_relative_error", "ulp": "max_ulp_error"}[kind]
@@ -129,7 +130,7 @@ def instruction_set(request):
 def test_every_float16_is_widened_exactly(instruction_set):
     import numpy as np
 
-    from pytest_llmprec.accumulators import UlpGrid
+    from pytest_llmprec.compare.accumulators import UlpGrid
 
     halves = np.arange(1 << 16, dtype=np.uint16)
     exact = halves.view(np.float16).astype(np.float64)  # NumPy's own conversion

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import kernel
-from .formats.raw import RawTensor
+from ..formats.raw import RawTensor
+from ..standards.thresholds import Tolerance
+from . import torch_backend
 from .results import CompareResult, Side, compare_sides, default_tolerance
-from .thresholds import Tolerance
 
 TensorLike = Any
 """A torch tensor, a NumPy array (ml_dtypes bfloat16/float8 included), a Python number or nested
@@ -39,7 +39,7 @@ def compare_tensors(
     if m.device != g.device:
         m = m.to(g.device)
     tol = tolerance or default_tolerance(g.dtype, m.dtype)
-    return compare_sides(_side(g), _side(m), tol, lambda: kernel.accumulate(g, m, tol))
+    return compare_sides(_side(g), _side(m), tol, lambda: torch_backend.accumulate(g, m, tol))
 
 
 def _side(tensor: torch.Tensor) -> Side:
@@ -137,17 +137,17 @@ def count_exceeding(golden: TensorLike, my: TensorLike, kind: str, bound: float)
     """
     g = as_tensor(golden, "golden")
     m = as_tensor(my, "my").to(g.device)
-    ulp = kernel.UlpGrid.of(m.dtype)
+    ulp = torch_backend.UlpGrid.of(m.dtype)
     total = 0
-    for g_piece, m_piece, _ in kernel.aligned_pieces(g, m, kernel.DEVICE_PIECE):
+    for g_piece, m_piece, _ in torch_backend.aligned_pieces(g, m, torch_backend.DEVICE_PIECE):
         gd, md = g_piece.to(torch.float64), m_piece.to(torch.float64)
         ok = torch.isfinite(gd) & torch.isfinite(md)
         err = (md - gd).abs()
         if kind == "rel":
             ag = gd.abs()
-            err = torch.where(ag > kernel.REL_EPS, err / ag.clamp_min(kernel.REL_EPS), 0.0)
+            err = torch.where(ag > torch_backend.REL_EPS, err / ag.clamp_min(torch_backend.REL_EPS), 0.0)
         elif kind == "ulp":
-            err = kernel.ulp_errors(err, gd, ulp)
+            err = torch_backend.ulp_errors(err, gd, ulp)
         elif kind != "abs":
             raise ValueError(f"unknown error kind {kind!r}")
         total += int((ok & (err > bound)).sum())

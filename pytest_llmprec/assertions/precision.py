@@ -1,4 +1,4 @@
-"""Precision assertions for tests: ``assert_close_cos(golden, mine, 0.999)`` and friends.
+"""Precision assertions for tests: ``assert_close_cos(golden, my, 0.999)`` and friends.
 
 Each raises ``PrecisionError`` (an ``AssertionError``) carrying the ``CompareResult`` and the
 ``Verdict``, with a message built here (pytest's assertion rewriting does not reach helper
@@ -9,11 +9,11 @@ worst element.
 
 from __future__ import annotations
 
+from ..compare.metrics import TensorLike, as_tensor, compare_tensors, row_kl_divergence
+from ..compare.results import CompareResult, unravel_index
+from ..standards import Layer, Standard, Threshold, Verdict, judge, resolve_standard, round_outward
+from ..standards.thresholds import Tolerance
 from .messages import failure_message, result_details
-from .metrics import TensorLike, as_tensor, compare_tensors, row_kl_divergence
-from .results import CompareResult, unravel_index
-from .standards import Layer, Standard, Threshold, Verdict, judge, resolve_standard, round_outward
-from .thresholds import Tolerance
 
 
 class PrecisionError(AssertionError):
@@ -27,7 +27,7 @@ class PrecisionError(AssertionError):
 
 def assert_precision(
     golden: TensorLike,
-    mine: TensorLike,
+    my: TensorLike,
     standard: str | Standard | None = None,
     *,
     tolerance: Tolerance | None = None,
@@ -40,73 +40,73 @@ def assert_precision(
     Returns the ``CompareResult`` when the check passes.
     """
     __tracebackhide__ = True
-    g, m = as_tensor(golden, "golden"), as_tensor(mine, "my")
+    g, m = as_tensor(golden, "golden"), as_tensor(my, "my")
     layer = Layer.from_keywords("call argument", profile=standard, tolerance=tolerance, **thresholds)
     return check_precision(g, m, resolve_standard(g.dtype, m.dtype, [layer]), "assert_precision")
 
 
-def check_precision(golden: TensorLike, mine: TensorLike, standard: Standard, what: str) -> CompareResult:
+def check_precision(golden: TensorLike, my: TensorLike, standard: Standard, what: str) -> CompareResult:
     """Compare, judge against ``standard`` and raise ``PrecisionError`` on failure."""
     __tracebackhide__ = True
-    result = compare_tensors(golden, mine, tolerance=standard.tolerance)
+    result = compare_tensors(golden, my, tolerance=standard.tolerance)
     verdict = judge(result, standard)
     if not verdict.passed:
-        raise PrecisionError(failure_message(what, golden, mine, result, verdict), result, verdict)
+        raise PrecisionError(failure_message(what, golden, my, result, verdict), result, verdict)
     return result
 
 
-def _single(golden: TensorLike, mine: TensorLike, keyword: str, value: float, what: str) -> CompareResult:
+def _single(golden: TensorLike, my: TensorLike, keyword: str, value: float, what: str) -> CompareResult:
     __tracebackhide__ = True
     threshold = Threshold.from_keyword(keyword, value, "call argument")
-    return check_precision(golden, mine, Standard(what, (threshold,)), what)
+    return check_precision(golden, my, Standard(what, (threshold,)), what)
 
 
-def assert_close_cos(golden: TensorLike, mine: TensorLike, min_cos: float = 0.999) -> CompareResult:
+def assert_close_cos(golden: TensorLike, my: TensorLike, min_cos: float = 0.999) -> CompareResult:
     """Cosine similarity of the flattened tensors is at least ``min_cos``."""
     __tracebackhide__ = True
-    return _single(golden, mine, "min_cos", min_cos, "assert_close_cos")
+    return _single(golden, my, "min_cos", min_cos, "assert_close_cos")
 
 
-def assert_max_abs_error(golden: TensorLike, mine: TensorLike, atol: float) -> CompareResult:
-    """Every ``|mine - golden|`` is at most ``atol``."""
+def assert_max_abs_error(golden: TensorLike, my: TensorLike, atol: float) -> CompareResult:
+    """Every ``|my - golden|`` is at most ``atol``."""
     __tracebackhide__ = True
-    return _single(golden, mine, "max_abs_err", atol, "assert_max_abs_error")
+    return _single(golden, my, "max_abs_err", atol, "assert_max_abs_error")
 
 
-def assert_max_rel_error(golden: TensorLike, mine: TensorLike, rtol: float) -> CompareResult:
+def assert_max_rel_error(golden: TensorLike, my: TensorLike, rtol: float) -> CompareResult:
     """Every relative error (positions with ``|golden| <= 2**-23`` excluded) is at most ``rtol``."""
     __tracebackhide__ = True
-    return _single(golden, mine, "max_rel_err", rtol, "assert_max_rel_error")
+    return _single(golden, my, "max_rel_err", rtol, "assert_max_rel_error")
 
 
-def assert_mean_rel_error(golden: TensorLike, mine: TensorLike, max_mean_rel: float) -> CompareResult:
+def assert_mean_rel_error(golden: TensorLike, my: TensorLike, max_mean_rel: float) -> CompareResult:
     """The mean relative error is at most ``max_mean_rel``."""
     __tracebackhide__ = True
-    return _single(golden, mine, "max_mean_rel_err", max_mean_rel, "assert_mean_rel_error")
+    return _single(golden, my, "max_mean_rel_err", max_mean_rel, "assert_mean_rel_error")
 
 
-def assert_red(golden: TensorLike, mine: TensorLike, max_red: float) -> CompareResult:
-    """The relative Euclidean distance ``||mine - golden|| / ||golden||`` is at most ``max_red``."""
+def assert_red(golden: TensorLike, my: TensorLike, max_red: float) -> CompareResult:
+    """The relative Euclidean distance ``||my - golden|| / ||golden||`` is at most ``max_red``."""
     __tracebackhide__ = True
-    return _single(golden, mine, "max_red", max_red, "assert_red")
+    return _single(golden, my, "max_red", max_red, "assert_red")
 
 
-def assert_sqnr(golden: TensorLike, mine: TensorLike, min_db: float) -> CompareResult:
+def assert_sqnr(golden: TensorLike, my: TensorLike, min_db: float) -> CompareResult:
     """The signal-to-quantisation-noise ratio is at least ``min_db`` decibels."""
     __tracebackhide__ = True
-    return _single(golden, mine, "min_sqnr_db", min_db, "assert_sqnr")
+    return _single(golden, my, "min_sqnr_db", min_db, "assert_sqnr")
 
 
-def assert_ulp(golden: TensorLike, mine: TensorLike, max_ulp: float) -> CompareResult:
-    """Every error is at most ``max_ulp`` units of last place of mine's dtype at the golden value."""
+def assert_ulp(golden: TensorLike, my: TensorLike, max_ulp: float) -> CompareResult:
+    """Every error is at most ``max_ulp`` units of last place of my's dtype at the golden value."""
     __tracebackhide__ = True
-    return _single(golden, mine, "max_ulp", max_ulp, "assert_ulp")
+    return _single(golden, my, "max_ulp", max_ulp, "assert_ulp")
 
 
-def assert_kl_div(golden: TensorLike, mine: TensorLike, max_kl: float, dim: int = -1) -> CompareResult:
-    """KL(softmax(golden) || softmax(mine)) along ``dim`` is at most ``max_kl`` for every row."""
+def assert_kl_div(golden: TensorLike, my: TensorLike, max_kl: float, dim: int = -1) -> CompareResult:
+    """KL(softmax(golden) || softmax(my)) along ``dim`` is at most ``max_kl`` for every row."""
     __tracebackhide__ = True
-    g, m = as_tensor(golden, "golden"), as_tensor(mine, "my")
+    g, m = as_tensor(golden, "golden"), as_tensor(my, "my")
     result = compare_tensors(g, m)
     if g.shape != m.shape:
         raise PrecisionError(

@@ -10,9 +10,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmprec import compare_tensors, native
-from pytest_llmprec.strategies import FLOAT_DTYPES, activations, logits, perturbed, tensors
-from pytest_llmprec.thresholds import Tolerance
+from pytest_llmprec import compare_tensors
+from pytest_llmprec.compare import native
+from pytest_llmprec.standards import Tolerance
+from pytest_llmprec.testing.strategies import FLOAT_DTYPES, activations, logits, perturbed, tensors
 
 NARROW_FLOATS = [d for d in FLOAT_DTYPES if d != torch.float64]
 INTEGERS = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .dtypes import dtype_facts
+from ..dtypes import dtype_facts
 
 FIELDS = (
     "count", "both_finite", "g_nan", "g_inf", "m_nan", "m_inf", "nonfinite_mismatch",

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
+from ..dtypes import coarser_dtype, msit_error_level
+from ..standards.names import METRICS
+from ..standards.thresholds import Tolerance
 from .accumulators import REL_EPS
-from .dtypes import coarser_dtype, msit_error_level
-from .names import METRICS
-from .thresholds import Tolerance
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pytest_llmprec import (
     assert_sqnr,
     assert_ulp,
 )
-from pytest_llmprec.thresholds import Tolerance
+from pytest_llmprec.standards import Tolerance
 
 GOLDEN = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.25, 8.0]])
 CLOSE = GOLDEN * (1 + 1e-4)

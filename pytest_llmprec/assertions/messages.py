@@ -8,25 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import native
-from .formats.raw import RawTensor
-from .results import CompareResult
-from .standards import Outcome, Verdict
+from ..compare import native
+from ..compare.results import CompareResult
+from ..formats.raw import RawTensor
+from ..standards import Outcome, Verdict
 
 _ELEMENTWISE = {"max_absolute_error": "abs", "max_relative_error": "rel", "max_ulp_error": "ulp"}
 _ERROR_TEXT = {"abs": "|my - golden|", "rel": "relative error", "ulp": "error in ULP"}
 
 
-def count_exceeding(golden: Any, mine: Any, kind: str, bound: float) -> int:
+def count_exceeding(golden: Any, my: Any, kind: str, bound: float) -> int:
     """How many elements finite on both sides have an error of ``kind`` above ``bound``."""
-    if isinstance(golden, RawTensor) and isinstance(mine, RawTensor) and native.available():
-        return native.count_exceeding_raw(golden, mine, kind, bound)
-    from .metrics import count_exceeding as count_with_torch
+    if isinstance(golden, RawTensor) and isinstance(my, RawTensor) and native.available():
+        return native.count_exceeding_raw(golden, my, kind, bound)
+    from ..compare.metrics import count_exceeding as count_with_torch
 
-    return count_with_torch(golden, mine, kind, bound)
+    return count_with_torch(golden, my, kind, bound)
 
 
-def failure_message(what: str, golden: Any, mine: Any, result: CompareResult, verdict: Verdict) -> str:
+def failure_message(what: str, golden: Any, my: Any, result: CompareResult, verdict: Verdict) -> str:
     """The multi-line explanation of a failed verdict."""
     lines = [
         f"{what} failed for golden {result.golden_dtype} {list(result.golden_shape)} vs my "
@@ -34,7 +34,7 @@ def failure_message(what: str, golden: Any, mine: Any, result: CompareResult, ve
     ]
     for outcome in verdict.failures:
         lines.append(f"  FAILED {outcome.describe()}; {_would_pass(outcome)}")
-        lines += _exceeding(golden, mine, outcome)
+        lines += _exceeding(golden, my, outcome)
     lines += [f"  FAILED {problem}" for problem in verdict.problems]
     passed = [o for o in verdict.outcomes if o.passed]
     lines += [f"  ok     {o.describe()}" for o in passed]
@@ -49,12 +49,12 @@ def _would_pass(outcome: Outcome) -> str:
     return "passes with " + " or ".join(hints)
 
 
-def _exceeding(golden: Any, mine: Any, outcome: Outcome) -> list[str]:
+def _exceeding(golden: Any, my: Any, outcome: Outcome) -> list[str]:
     check = outcome.check
     kind = _ELEMENTWISE.get(getattr(check, "metric", ""))
     if kind is None or check.op not in ("<=", "<"):
         return []
-    count = count_exceeding(golden, mine, kind, check.value)
+    count = count_exceeding(golden, my, kind, check.value)
     return [f"         elements with {_ERROR_TEXT[kind]} > {check.value:g}: {count}"]
 
 

@@ -1,0 +1,48 @@
+"""Precision assertions for tests (``assert_close_cos(golden, my, 0.999)`` and friends) and the
+failure messages they share with the plugin's items. Names are imported on first use, so that
+the torch-free message code does not import torch through this package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    name: "precision"
+    for name in (
+        "PrecisionError",
+        "assert_close_cos",
+        "assert_kl_div",
+        "assert_max_abs_error",
+        "assert_max_rel_error",
+        "assert_mean_rel_error",
+        "assert_precision",
+        "assert_red",
+        "assert_sqnr",
+        "assert_ulp",
+        "check_precision",
+    )
+}
+_EXPORTS["failure_message"] = "messages"
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .messages import failure_message
+    from .precision import (
+        PrecisionError,
+        assert_close_cos,
+        assert_kl_div,
+        assert_max_abs_error,
+        assert_max_rel_error,
+        assert_mean_rel_error,
+        assert_precision,
+        assert_red,
+        assert_sqnr,
+        assert_ulp,
+        check_precision,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
