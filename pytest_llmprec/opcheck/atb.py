@@ -1,0 +1,1 @@
+"""Operator references: atb (being written)."""

@@ -1,0 +1,1 @@
+"""Operator references: aten (being written)."""

@@ -1,0 +1,154 @@
+"""The operator reference registry: ``reference(op_type, inputs, params)`` and ``register_op``.
+
+A reference computes what one operator should output, given exactly the inputs it received,
+with reference maths on the CPU in float64 (float32 or integers only where a higher precision
+would not be the operator's meaning, e.g. integer or quantised paths). Operator sets register
+their references here: ATB operators (``atb``), torch modules by class name (``torch_modules``),
+aten ops (``aten``), and users' own operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LlmprecError
+
+if TYPE_CHECKING:
+    import torch
+
+ReferenceFunction = Callable[..., "Sequence[torch.Tensor]"]
+"""``function(inputs, params) -> outputs``: ``inputs`` are float64 CPU copies of the floating inputs
+(other dtypes kept as they are), ``params`` the operator's parameters; the outputs are returned in
+float64 (or their integer dtype) and cast by ``reference`` to the operator's output dtypes."""
+
+
+class OpcheckError(LlmprecError, ValueError):
+    """An operator cannot be checked: unknown type, missing or wrong parameter, wrong inputs."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """A registered operator: its reference, the parameters it needs, its in-place output indices,
+    and the number of inputs it takes (``None``: any number)."""
+
+    op_type: str
+    function: ReferenceFunction
+    required_params: tuple[str, ...] = ()
+    inplace_outputs: tuple[int, ...] = ()
+    inputs: tuple[int, int | None] | None = None
+    output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+_LOADED = False
+
+
+def register_op(
+    op_type: str,
+    *,
+    required_params: Sequence[str] = (),
+    inplace_outputs: Sequence[int] = (),
+    inputs: int | tuple[int, int | None] | None = None,
+    output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None,
+) -> Callable[[ReferenceFunction], ReferenceFunction]:
+    """Decorator registering ``function(inputs, params) -> outputs`` as the reference of ``op_type``.
+
+    ``inputs``: the exact number of inputs, or ``(least, most)`` with ``most`` None for no limit.
+    ``output_dtype(inputs, params)`` gives the dtypes of the outputs (default: every output takes
+    the dtype of the first floating input, integer outputs keep theirs). A later registration of
+    the same ``op_type`` replaces the earlier one.
+    """
+    count = (inputs, inputs) if isinstance(inputs, int) else inputs
+
+    def decorate(function: ReferenceFunction) -> ReferenceFunction:
+        _REGISTRY[op_type] = OpSpec(
+            op_type, function, tuple(required_params), tuple(inplace_outputs), count, output_dtype
+        )
+        return function
+
+    return decorate
+
+
+def _load_builtin() -> None:
+    """Import the built-in operator sets (each registers its operators on import)."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import aten, atb, torch_modules  # noqa: F401
+
+
+def op_types() -> list[str]:
+    """Every known operator type, sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def spec(op_type: str) -> OpSpec:
+    """The registration of ``op_type``; ``OpcheckError`` naming close matches when it is unknown."""
+    _load_builtin()
+    found = _REGISTRY.get(op_type)
+    if found is None:
+        import difflib
+
+        close = difflib.get_close_matches(op_type, _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see pytest_llmprec.opcheck.op_types()"
+        raise OpcheckError(f"unknown operator {op_type!r}{hint}")
+    return found
+
+
+def reference(
+    op_type: str,
+    inputs: Sequence[torch.Tensor],
+    params: Mapping[str, Any] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+) -> list[torch.Tensor]:
+    """The reference outputs of ``op_type`` on ``inputs`` with ``params``.
+
+    Computed on the CPU; returned in the dtypes the operator produces, or, with
+    ``dtype=torch.float64``, unrounded (floating outputs only; integer outputs keep their dtype).
+    Raises ``OpcheckError`` naming the operator and what is wrong for an unknown type, a missing
+    required parameter or a wrong number of inputs.
+    """
+    import torch
+
+    found = spec(op_type)
+    params = dict(params or {})
+    missing = [name for name in found.required_params if name not in params]
+    if missing:
+        raise OpcheckError(f"{op_type}: missing required parameter(s) {', '.join(missing)}")
+    if found.inputs is not None:
+        least, most = found.inputs
+        if len(inputs) < least or (most is not None and len(inputs) > most):
+            expected = str(least) if least == most else f"{least} to {most if most is not None else 'any'}"
+            raise OpcheckError(f"{op_type}: expected {expected} inputs, got {len(inputs)}")
+    originals = list(inputs)
+    wide = [_widened(tensor) for tensor in originals]
+    try:
+        outputs = list(found.function(wide, params))
+    except OpcheckError:
+        raise
+    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        shapes = ", ".join(f"{t.dtype} {list(t.shape)}" for t in originals)
+        raise OpcheckError(f"{op_type}: the reference failed on inputs [{shapes}]: {exc}") from exc
+    if dtype is not None:
+        if dtype != torch.float64:
+            raise ValueError("dtype must be None (the operator's dtypes) or torch.float64")
+        return [out.to(torch.float64) if out.is_floating_point() else out for out in outputs]
+    if found.output_dtype is not None:
+        wanted = list(found.output_dtype(originals, params))
+        if len(wanted) != len(outputs):
+            raise OpcheckError(f"{op_type}: output_dtype gave {len(wanted)} dtypes for {len(outputs)} outputs")
+    else:
+        floating = next((t.dtype for t in originals if t.is_floating_point()), torch.float64)
+        wanted = [floating if out.is_floating_point() else out.dtype for out in outputs]
+    return [out.to(want) for out, want in zip(outputs, wanted, strict=True)]
+
+
+def _widened(tensor: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    tensor = tensor.detach().cpu()
+    return tensor.to(torch.float64) if tensor.is_floating_point() else tensor

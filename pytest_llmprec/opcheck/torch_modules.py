@@ -1,0 +1,1 @@
+"""Operator references: torch_modules (being written)."""
