@@ -76,7 +76,7 @@ def _load_builtin() -> None:
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        from . import aten, atb, torch_modules  # noqa: F401
+        from . import atb, aten, torch_modules  # noqa: F401
 
 
 def op_types() -> list[str]:
@@ -140,7 +140,7 @@ def reference(
     if found.output_dtype is not None:
         wanted = list(found.output_dtype(originals, params))
         if len(wanted) != len(outputs):
-            raise OpcheckError(f"{op_type}: output_dtype gave {len(wanted)} dtypes for {len(outputs)} outputs")
+            raise OpcheckError(f"{op_type}: {len(wanted)} output dtypes for {len(outputs)} outputs")
     else:
         floating = next((t.dtype for t in originals if t.is_floating_point()), torch.float64)
         wanted = [floating if out.is_floating_point() else out.dtype for out in outputs]
