@@ -68,6 +68,19 @@ NUMPY_CODES = {
 }  # fmt: skip
 """NumPy dtype (kind and item size, any byte order) -> the dtype's name."""
 
+KERNEL_ELEMENT_KINDS = {
+    "torch.float64": "f64", "torch.float32": "f32", "torch.float16": "f16", "torch.bfloat16": "bf16",
+    "torch.int16": "i16", "torch.int32": "i32", "torch.int64": "i64",
+    "torch.uint16": "u16", "torch.uint32": "u32", "torch.uint64": "u64",
+}  # fmt: skip
+"""Dtypes the C kernel (``compare.native``) reads directly: name -> its element kind."""
+
+KERNEL_TABLE_DTYPES = ("torch.uint8", "torch.int8", "torch.bool")
+"""One-byte dtypes the C kernel reads through a 256-entry table of their values."""
+
+KERNEL_DTYPES = frozenset(KERNEL_ELEMENT_KINDS) | frozenset(KERNEL_TABLE_DTYPES)
+"""Every dtype the C kernel reads without help from torch (and so every dtype a raw read returns)."""
+
 _MSIT_ERROR_LEVELS = {
     "torch.float32": 2.0**-20,
     "torch.float16": 2.0**-10,

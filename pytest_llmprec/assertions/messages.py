@@ -10,7 +10,7 @@ from typing import Any
 
 from ..compare import native
 from ..compare.results import CompareResult
-from ..formats.raw import RawTensor
+from ..formats.raw_tensor import RawTensor
 from ..standards import Outcome, Verdict
 
 _ELEMENTWISE = {"max_absolute_error": "abs", "max_relative_error": "rel", "max_ulp_error": "ulp"}

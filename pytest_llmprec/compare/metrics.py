@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..formats.raw import RawTensor
+from ..formats.raw_tensor import RawTensor
 from ..standards.thresholds import Tolerance
 from . import torch_backend
 from .results import CompareResult, Side, compare_sides, default_tolerance

@@ -15,13 +15,13 @@ from array import array
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..dtypes import dtype_facts, dtype_name
+from ..dtypes import KERNEL_ELEMENT_KINDS, dtype_facts, dtype_name
 from ..standards.thresholds import Tolerance
 from .accumulators import FIELDS, UlpGrid, merge
 from .results import CompareResult, Side, compare_sides, default_tolerance
 
 if TYPE_CHECKING:
-    from ..formats.raw import RawTensor
+    from ..formats.raw_tensor import RawTensor
 
 try:
     from . import _kernel
@@ -38,27 +38,19 @@ RANGES_PER_THREAD = 4
 """A large comparison is cut into this many ranges per thread, taken by the threads as they come
 free, so a thread on a slower or busier core does less of the work."""
 
-ELEMENT_KINDS = {
-    "torch.float64": "f64", "torch.float32": "f32", "torch.float16": "f16", "torch.bfloat16": "bf16",
-    "torch.int16": "i16", "torch.int32": "i32", "torch.int64": "i64",
-    "torch.uint16": "u16", "torch.uint32": "u32", "torch.uint64": "u64",
-}  # fmt: skip
-"""Dtypes the kernel reads directly: name -> its element kind. One-byte dtypes are read through
-a 256-entry table of their float64 values (``Buffer.table``)."""
-
 ONE_BYTE_TABLES = {
     "torch.uint8": array("d", range(256)).tobytes(),
     "torch.int8": array("d", [b - 256 if b > 127 else b for b in range(256)]).tobytes(),
     "torch.bool": array("d", [float(b != 0) for b in range(256)]).tobytes(),
 }
-"""Value tables of the one-byte integer dtypes (float8 tables come from torch, see ``kernel``)."""
+"""Value tables of the one-byte integer dtypes (float8 tables come from torch, see ``torch_backend``)."""
 
 
 class Buffer:
     """Elements of one dtype in a contiguous bytes-like object (no copy is made).
 
     ``table`` (256 float64 values, as bytes) maps each byte of a one-byte dtype to its value;
-    it is needed for dtypes outside ``ELEMENT_KINDS`` and ``ONE_BYTE_TABLES``.
+    it is needed for dtypes outside ``dtypes.KERNEL_ELEMENT_KINDS`` and ``ONE_BYTE_TABLES``.
     """
 
     def __init__(self, data, dtype, table: bytes | None = None) -> None:
@@ -68,7 +60,8 @@ class Buffer:
         if table is not None:
             self.kind, self.itemsize = _kernel.lut8, 1
         else:
-            self.kind, self.itemsize = getattr(_kernel, ELEMENT_KINDS[name]), dtype_facts(name).itemsize
+            self.kind = getattr(_kernel, KERNEL_ELEMENT_KINDS[name])
+            self.itemsize = dtype_facts(name).itemsize
         self.table = table
         self.count = len(self.data) // self.itemsize
 
@@ -96,7 +89,7 @@ def use_instruction_set(name: str) -> str:
 def readable(dtype) -> bool:
     """Whether the kernel reads ``dtype`` without a table from the caller."""
     name = dtype_name(dtype)
-    return name in ELEMENT_KINDS or name in ONE_BYTE_TABLES
+    return name in KERNEL_ELEMENT_KINDS or name in ONE_BYTE_TABLES
 
 
 _threads_wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from ..formats import RawTensor, TensorInfo
+    from ..formats import TensorInfo
+    from ..formats.raw_tensor import RawTensor
 
 ROLES = ("input", "output", "weight", "tensor")
 

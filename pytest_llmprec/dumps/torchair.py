@@ -65,13 +65,13 @@ def _named_ancestor(path: str, names: tuple[str, ...]) -> str | None:
 
 
 def _is_ge_file(name: str) -> bool:
-    from ..formats import parse_ge_file_name
+    from ..formats.torchair_names import parse_ge_file_name
 
     return not name.endswith(GE_IGNORED_SUFFIXES) and parse_ge_file_name(name) is not None
 
 
 def _is_fx_file(name: str) -> bool:
-    from ..formats import parse_fx_file_name
+    from ..formats.torchair_names import parse_fx_file_name
 
     return parse_fx_file_name(name) is not None
 
@@ -218,7 +218,7 @@ class _GeIndexer(_TorchairIndexer):
         return super().run()
 
     def folder(self, parts: list[str], files: list[tuple[str, str]]) -> None:
-        from ..formats import parse_ge_file_name
+        from ..formats.torchair_names import parse_ge_file_name
 
         token = as_number(parts[-1]) or 0
         rank = _rank_of(parts)
@@ -249,7 +249,7 @@ class _GeIndexer(_TorchairIndexer):
             )
 
     def finish(self) -> None:
-        from ..formats.ge_dump import ge_members
+        from ..formats.ge_header import ge_members
 
         for (rank, token, op_name), (path, parsed) in self.ops.items():
             try:
@@ -283,7 +283,7 @@ class _FxIndexer(_TorchairIndexer):
         self.seen: set[tuple[int | None, int, str, str]] = set()
 
     def folder(self, parts: list[str], files: list[tuple[str, str]]) -> None:
-        from ..formats import parse_fx_file_name
+        from ..formats.torchair_names import parse_fx_file_name
 
         token = _fx_token(parts)
         rank = _rank_of(parts)

@@ -21,12 +21,12 @@ _EXPORTS = {
     "nchw_to_nc1hwc0": "device_layouts",
     "nd_to_nz": "device_layouts",
     "nz_to_nd": "device_layouts",
-    "FxFileName": "ge_dump",
+    "FxFileName": "torchair_names",
     "GeDump": "ge_dump",
-    "GeFileName": "ge_dump",
+    "GeFileName": "torchair_names",
     "GeTensor": "ge_dump",
-    "parse_fx_file_name": "ge_dump",
-    "parse_ge_file_name": "ge_dump",
+    "parse_fx_file_name": "torchair_names",
+    "parse_ge_file_name": "torchair_names",
     "read_ge_dump": "ge_dump",
     "write_ge_dump": "ge_dump",
     "TensorInfo": "registry",
@@ -34,7 +34,7 @@ _EXPORTS = {
     "list_members": "registry",
     "load_tensor": "registry",
     "probe_tensor": "registry",
-    "RawTensor": "raw",
+    "RawTensor": "raw_tensor",
     "read_raw": "raw",
 }
 
@@ -45,17 +45,10 @@ if TYPE_CHECKING:
     from .atb_bin import AtbTensor, read_atb_bin, save_atb_bin
     from .atb_header import read_atb_stats
     from .device_layouts import nc1hwc0_to_nchw, nchw_to_nc1hwc0, nd_to_nz, nz_to_nd
-    from .ge_dump import (
-        FxFileName,
-        GeDump,
-        GeFileName,
-        GeTensor,
-        parse_fx_file_name,
-        parse_ge_file_name,
-        read_ge_dump,
-        write_ge_dump,
-    )
-    from .raw import RawTensor, read_raw
+    from .ge_dump import GeDump, GeTensor, read_ge_dump, write_ge_dump
+    from .raw import read_raw
+    from .raw_tensor import RawTensor
     from .registry import TensorInfo, detect_format, list_members, load_tensor, probe_tensor
+    from .torchair_names import FxFileName, GeFileName, parse_fx_file_name, parse_ge_file_name
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

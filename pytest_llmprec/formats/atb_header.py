@@ -46,11 +46,6 @@ class AtbHeader:
     has_end: bool
 
 
-def looks_like_atb(head: bytes) -> bool:
-    """True when ``head`` starts like an ATB header: ``$Version=``, ``dtype=``, ``format=`` or ``dims=``."""
-    return head.startswith((b"$Version=", b"dtype=", b"format=", b"dims="))
-
-
 def _read_header_bytes(path: PathLike, size: int) -> bytes:
     """The file's first bytes, read in growing blocks until they hold the ``$End=1`` line."""
     limit = min(size, HEADER_LIMIT)

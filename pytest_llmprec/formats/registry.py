@@ -10,16 +10,18 @@ from pathlib import Path
 import torch
 
 from ..errors import DumpFormatError
-from . import atb_bin, atb_header, ge_dump, layout_codes, numpy_files, safetensors_file, torch_files
+from . import (
+    atb_bin,
+    atb_header,
+    ge_dump,
+    ge_header,
+    layout_codes,
+    numpy_files,
+    safetensors_file,
+    sniff,
+    torch_files,
+)
 from ._files import PathLike, checked_size, read_bytes
-
-_EXTENSIONS = {
-    ".pt": "torch",
-    ".pth": "torch",
-    ".npy": "npy",
-    ".npz": "npz",
-    ".safetensors": "safetensors",
-}
 
 
 @dataclass(frozen=True)
@@ -57,23 +59,22 @@ def detect_format(path: PathLike) -> str:
     torch zip checkpoint (``pytorch_model.bin``) is ``torch``; any other ``.bin`` is ``atb``.
     """
     size = checked_size(path)
-    suffix = Path(path).suffix.lower()
-    if suffix in _EXTENSIONS:
-        return _EXTENSIONS[suffix]
-    head = read_bytes(path, 16)
-    if atb_header.looks_like_atb(head):
-        return "atb"
-    if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if torch_files.is_zip_checkpoint(head):
+    by_suffix = sniff.suffix_format(path)
+    if by_suffix is not None:
+        return by_suffix
+    head = read_bytes(path, sniff.HEAD_BYTES)
+    kind = sniff.head_format(head)
+    if kind in ("atb", "npy"):
+        return kind
+    if kind == "zip":
         return _zip_kind(path)
     if safetensors_file.looks_like_safetensors(head, size):
         return "safetensors"
-    if ge_dump.looks_like_ge(path, size):
+    if ge_header.looks_like_ge(path, size):
         return "ge"
-    if torch_files.is_legacy_checkpoint(head):
+    if kind == "pickle":
         return "torch"
-    if suffix == ".bin":
+    if Path(path).suffix.lower() == ".bin":
         return "atb"
     raise DumpFormatError(
         path, "unrecognised tensor file format (not ATB .bin, GE dump, torch, .npy, .npz nor safetensors)"
@@ -131,7 +132,7 @@ class _Reader:
 
 _READERS = {
     "atb": _Reader(lambda p, m: _load_atb(p, m, None), _probe_atb, lambda p: []),
-    "ge": _Reader(lambda p, m: ge_dump.load_ge_member(p, m).tensor, _probe_ge, ge_dump.ge_members),
+    "ge": _Reader(lambda p, m: ge_dump.load_ge_member(p, m).tensor, _probe_ge, ge_header.ge_members),
     "npy": _Reader(_load_npy, _probe_npy, lambda p: []),
     "npz": _Reader(
         numpy_files.load_npz_member,

@@ -16,20 +16,11 @@ from typing import Any
 import torch
 
 from ..errors import DumpFormatError
+from . import sniff
 from ._files import PathLike, checked_size, read_bytes
-from .raw import storage_records_intact
+from .torch_zip import storage_records_intact
 
-_ZIP_MAGIC = b"PK\x03\x04"
 _MISSING = object()
-
-
-def is_zip_checkpoint(head: bytes) -> bool:
-    return head.startswith(_ZIP_MAGIC)
-
-
-def is_legacy_checkpoint(head: bytes) -> bool:
-    """A pickle of protocol 2 to 5, the way legacy ``torch.save`` files begin."""
-    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _refusal_detail(message: str) -> str:
@@ -43,9 +34,9 @@ def _refusal_detail(message: str) -> str:
 def load_object(path: PathLike) -> Any:
     """Whatever the file holds, loaded with ``weights_only=True`` onto the CPU."""
     checked_size(path)
-    head = read_bytes(path, 4)
-    zipped = is_zip_checkpoint(head)
-    if not zipped and not is_legacy_checkpoint(head):
+    kind = sniff.head_format(read_bytes(path, sniff.HEAD_BYTES))
+    zipped = kind == "zip"
+    if not zipped and kind != "pickle":
         raise DumpFormatError(path, "is not a torch file: neither a zip archive nor a pickle (protocol 2+)")
     try:
         mmap = zipped and storage_records_intact(path)  # else torch reads and checks each record

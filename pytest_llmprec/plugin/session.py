@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..compare.results import CompareResult
-    from ..formats.raw import RawTensor
+    from ..formats.raw_tensor import RawTensor
     from ..standards import Standard
 
 UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")

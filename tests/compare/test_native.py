@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pytest_llmprec import compare_tensors
 from pytest_llmprec.compare import native
 from pytest_llmprec.formats import load_tensor, read_raw
-from pytest_llmprec.formats.raw import RawTensor
+from pytest_llmprec.formats.raw_tensor import RawTensor
 from pytest_llmprec.standards import Tolerance
 from pytest_llmprec.testing.strategies import tensors
 

@@ -13,7 +13,8 @@ import torch
 from pytest_llmprec.errors import DumpFormatError
 from pytest_llmprec.formats import load_tensor, nd_to_nz, save_atb_bin
 from pytest_llmprec.formats.atb_bin import DTYPE_CODES
-from pytest_llmprec.formats.raw import MAX_PICKLE, RAW_DTYPES, read_raw, storage_records_intact
+from pytest_llmprec.formats.raw import RAW_DTYPES, read_raw
+from pytest_llmprec.formats.torch_zip import MAX_PICKLE, storage_records_intact
 
 DTYPES = [getattr(torch, name.removeprefix("torch.")) for name in sorted(RAW_DTYPES)]
 SHAPES = [(), (0,), (7,), (3, 5), (2, 3, 4)]

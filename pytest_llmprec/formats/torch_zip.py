@@ -1,0 +1,210 @@
+"""Zip-format ``torch.save`` files read without torch: the storage census and the bare-tensor layout.
+
+The pickle of a torch file is read by unpicklers that know only the handful of names a saved tensor
+uses; nothing is imported or run from the file. ``storage_records_intact`` checks what
+``torch.load(mmap=True)`` assumes unchecked; ``bare_tensor_layout`` finds the payload of a file
+holding one bare contiguous tensor (``formats.raw``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import struct
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from ..dtypes import KERNEL_DTYPES, dtype_facts
+
+MAX_PICKLE = 1 << 16
+"""Larger ``data.pkl`` entries are left to torch (a bare tensor's pickle is a few hundred bytes)."""
+
+_TYPED_STORAGES = {
+    "DoubleStorage": "torch.float64", "FloatStorage": "torch.float32", "HalfStorage": "torch.float16",
+    "BFloat16Storage": "torch.bfloat16", "CharStorage": "torch.int8", "ShortStorage": "torch.int16",
+    "IntStorage": "torch.int32", "LongStorage": "torch.int64", "ByteStorage": "torch.uint8",
+    "BoolStorage": "torch.bool",
+}  # fmt: skip
+
+
+class NotABareTensor(Exception):
+    """The file is not a zip torch file holding one bare, contiguous tensor of a kernel dtype."""
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    dtype: str | None  # None: an untyped storage, the dtype comes with the tensor
+
+
+@dataclass(frozen=True)
+class _Storage:
+    dtype: str | None
+    key: str
+    numel: int  # elements of a typed storage, bytes of an untyped one (dtype None)
+
+    def nbytes(self, itemsize: int) -> int:
+        return self.numel if self.dtype is None else self.numel * itemsize
+
+
+@dataclass(frozen=True)
+class _Stored:
+    storage: _Storage
+    dtype: str
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+def _stored(storage: Any, dtype: str | None, offset: Any, size: Any, stride: Any) -> _Stored:
+    numbers = [offset, *size, *stride]
+    if dtype is None or not all(type(n) is int and n >= 0 for n in numbers):
+        raise NotABareTensor
+    return _Stored(storage, dtype, offset, tuple(size), tuple(stride))
+
+
+def _rebuild_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None) -> _Stored:
+    if not isinstance(storage, _Storage):
+        raise NotABareTensor
+    return _stored(storage, storage.dtype, offset, size, stride)
+
+
+def _rebuild_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None) -> _Stored:
+    if not isinstance(storage, _Storage) or storage.dtype is not None or not isinstance(dtype, _DType):
+        raise NotABareTensor
+    return _stored(storage, dtype.name, offset, size, stride)
+
+
+@dataclass(frozen=True)
+class _DType:
+    name: str
+
+
+def _empty_ordered_dict(*args: Any) -> dict:
+    if args:
+        raise NotABareTensor
+    return {}
+
+
+_GLOBALS: dict[str, Any] = {
+    "torch._utils._rebuild_tensor_v2": _rebuild_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_v3,
+    "collections.OrderedDict": _empty_ordered_dict,
+    "torch.storage.UntypedStorage": _StorageType(None),
+    **{f"torch.{name}": _StorageType(dtype) for name, dtype in _TYPED_STORAGES.items()},
+    **{name: _DType(name) for name in KERNEL_DTYPES},
+}
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    """Knows only the names a pickled bare tensor uses; everything else declines."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _GLOBALS.get(f"{module}.{name}")
+        if found is None:
+            raise NotABareTensor
+        return found
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise NotABareTensor
+        _, storage_type, key, _location, numel = pid
+        if not isinstance(storage_type, _StorageType) or type(numel) is not int or numel < 0:
+            raise NotABareTensor
+        return _Storage(storage_type.dtype, str(key), numel)
+
+
+class _Placeholder:
+    """Stands for every other global while storages are counted: nothing real is imported or run."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _StorageCensus(_TensorUnpickler):
+    """Reads any tensor pickle only to record the bytes each storage record must hold."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self.needed: dict[str, int] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _GLOBALS.get(f"{module}.{name}")
+        return found if isinstance(found, _StorageType) else _Placeholder
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        storage = super().persistent_load(pid)
+        nbytes = storage.nbytes(1 if storage.dtype is None else dtype_facts(storage.dtype).itemsize)
+        self.needed[storage.key] = max(self.needed.get(storage.key, 0), nbytes)
+        return storage
+
+
+def _pickle_entry(archive: zipfile.ZipFile) -> tuple[dict[str, zipfile.ZipInfo], str]:
+    """The archive's entries by name and the folder prefix of its one ``data.pkl``."""
+    entries = {info.filename: info for info in archive.infolist()}
+    pickles = [name for name in entries if name.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        raise NotABareTensor
+    return entries, pickles[0][: -len("data.pkl")]
+
+
+def _stored_intact(info: zipfile.ZipInfo | None, nbytes: int) -> bool:
+    return info is not None and info.compress_type == zipfile.ZIP_STORED and info.file_size >= nbytes
+
+
+def storage_records_intact(path: str | os.PathLike[str]) -> bool:
+    """Whether every storage record the pickle of a zip torch file names is stored uncompressed
+    and holds the bytes the pickle declares: what ``torch.load(mmap=True)`` assumes unchecked."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries, prefix = _pickle_entry(archive)
+            census = _StorageCensus(io.BytesIO(archive.read(prefix + "data.pkl")))
+            census.load()
+    except Exception:  # torch.load without mmap reads it again and checks everything
+        return False
+    return all(_stored_intact(entries.get(f"{prefix}data/{key}"), n) for key, n in census.needed.items())
+
+
+def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
+    with zipfile.ZipFile(handle) as archive:
+        entries, prefix = _pickle_entry(archive)
+        order = entries.get(prefix + "byteorder")
+        if order is not None and archive.read(order) != b"little":
+            raise NotABareTensor
+        if entries[prefix + "data.pkl"].file_size > MAX_PICKLE:
+            raise NotABareTensor
+        tensor = _TensorUnpickler(io.BytesIO(archive.read(prefix + "data.pkl"))).load()
+    if not isinstance(tensor, _Stored) or tensor.dtype not in KERNEL_DTYPES:
+        raise NotABareTensor
+    itemsize = dtype_facts(tensor.dtype).itemsize
+    storage_bytes = tensor.storage.nbytes(itemsize)
+    if not _contiguous(tensor.size, tensor.stride):
+        raise NotABareTensor
+    if (tensor.offset + math.prod(tensor.size)) * itemsize > storage_bytes:
+        raise NotABareTensor
+    info = entries.get(f"{prefix}data/{tensor.storage.key}")
+    if not _stored_intact(info, storage_bytes):
+        raise NotABareTensor
+    handle.seek(info.header_offset)
+    local = handle.read(30)
+    if len(local) != 30 or not local.startswith(b"PK\x03\x04"):
+        raise NotABareTensor
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_length + extra_length
+    return tensor.dtype, tensor.size, start + tensor.offset * itemsize
+
+
+def _contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    if len(size) != len(stride):
+        return False
+    expected = 1
+    for dim, step in zip(reversed(size), reversed(stride), strict=True):
+        if dim != 1 and step != expected:
+            return False
+        expected *= dim
+    return True
