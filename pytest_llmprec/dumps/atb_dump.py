@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
+from .layouts import Layout
 from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker
 
@@ -66,14 +67,6 @@ def locate(path: str | os.PathLike[str]) -> AtbLocation | None:
             return None
         parts.append(os.path.basename(current))
         current = parent
-
-
-def load_atb_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index an ATB tensor dump (its root, ``tensors``, a device folder, a token folder or below)."""
-    location = locate(path)
-    if location is None:
-        raise DumpFormatError(path, "not an ATB dump: no msit_dump*/ait_dump* folder with a tensors/ folder")
-    return index_atb_dump(location)
 
 
 def _start_order(model: Any, transdata: bool) -> int | None:
@@ -269,3 +262,6 @@ class _AtbIndexer:
 def index_atb_dump(location: AtbLocation) -> Dump:
     """Index the ATB dump found by :func:`locate`."""
     return _AtbIndexer(location).run()
+
+
+LAYOUT = Layout("atb", "ATB dump msit_dump*/ait_dump* with tensors/", locate, index_atb_dump)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
+from .layouts import Layout
 from .ordering import Row, build_records
-from .walk import SafeWalker
+from .walk import SafeWalker, scan
 
 SINGLE_TENSOR_SUFFIXES = (".pt", ".pth", ".npy", ".bin")
 CONTAINER_SUFFIXES = (".npz", ".safetensors")
@@ -26,15 +27,10 @@ def _is_tensor_file(name: str) -> bool:
 def _contains_tensor_file(folder: str) -> bool:
     pending = [folder]
     while pending:
-        try:
-            with os.scandir(pending.pop()) as it:
-                for entry in it:
-                    if entry.is_file() and _is_tensor_file(entry.name):
-                        return True
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-        except OSError:
-            continue
+        folders, files = scan(pending.pop())
+        if any(_is_tensor_file(entry.name) for entry in files):
+            return True
+        pending += [entry.path for entry in folders if not entry.is_symlink()]
     return False
 
 
@@ -44,14 +40,6 @@ def locate(path: str | os.PathLike[str]) -> str | None:
     if os.path.isfile(path):
         return path if _is_tensor_file(os.path.basename(path)) else None
     return path if os.path.isdir(path) and _contains_tensor_file(path) else None
-
-
-def load_files(path: str | os.PathLike[str]) -> Dump:
-    """Index one tensor file or every tensor file below a folder."""
-    location = locate(path)
-    if location is None:
-        raise DumpFormatError(path, f"no tensor file ({' '.join(SUFFIXES)}) found")
-    return index_files(location)
 
 
 def _stem(name: str) -> str:
@@ -95,12 +83,18 @@ def _members(path: str, problems: list[DumpProblem]) -> list[str | None]:
     """The members of a container file (from its header), or ``[None]`` for a single-tensor file."""
     if not path.endswith(CONTAINER_SUFFIXES):
         return [None]
-    from ..formats import list_members
+    from ..formats import container_headers
 
+    listing = (
+        container_headers.npz_members if path.endswith(".npz") else container_headers.safetensors_members
+    )
     try:
-        return list(list_members(path))
+        return list(listing(path))
     except DumpFormatError as exc:
         problems.append(DumpProblem(path, exc.problem))
     except OSError as exc:
         problems.append(DumpProblem(path, f"cannot read: {exc.strerror or exc}"))
     return []
+
+
+LAYOUT = Layout("files", f"tensor files ({' '.join(SUFFIXES)})", locate, index_files)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
+from .layouts import Layout
 from .ordering import Row, as_number, build_records
-from .walk import SafeWalker
+from .walk import SafeWalker, scan
 
 PREFIX = "logits_"
 SUFFIX = ".pth"
@@ -47,24 +47,9 @@ def locate(path: str | os.PathLike[str]) -> str | None:
     if os.path.isfile(path):
         name = os.path.basename(path)
         return path if name.startswith(PREFIX) and name.endswith(SUFFIX) else None
-    try:
-        with os.scandir(path) as it:
-            for entry in it:
-                if entry.name.startswith(PREFIX) and entry.name.endswith(SUFFIX) and entry.is_file():
-                    return path
-    except OSError:
-        return None
+    if any(entry.name.startswith(PREFIX) and entry.name.endswith(SUFFIX) for entry in scan(path)[1]):
+        return path
     return None
-
-
-def load_logits_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index a logits dump folder (non-recursive) or one logits file."""
-    location = locate(path)
-    if location is None:
-        raise DumpFormatError(
-            path, f"not a logits dump: no {PREFIX}{{task}}_{{batch}}_{{token}}{SUFFIX} file"
-        )
-    return index_logits_dump(location)
 
 
 def index_logits_dump(location: str) -> Dump:
@@ -86,3 +71,6 @@ def index_logits_dump(location: str) -> Dump:
             Row((token, natural_key(case)), file_path, token, case, "logits", "output", 0, "", None, None)
         )
     return Dump("logits", Path(location), build_records(rows), problems, {})
+
+
+LAYOUT = Layout("logits", "logits_{task}_{batch}_{token}.pth files", locate, index_logits_dump)

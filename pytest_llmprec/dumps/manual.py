@@ -15,8 +15,9 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
+from .layouts import Layout
 from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
-from .walk import SafeWalker
+from .walk import SafeWalker, scan
 
 GOLDEN_FOLDER = "golden_tensor"
 METADATA_FILE = "metadata.json"
@@ -50,21 +51,9 @@ def locate(path: str | os.PathLike[str]) -> ManualLocation | None:
         return ManualLocation(os.path.dirname(process), os.path.basename(process), os.path.basename(path))
     if _is_process_folder(path):
         return ManualLocation(os.path.dirname(path), os.path.basename(path))
-    try:
-        with os.scandir(path) as it:
-            if any(entry.is_dir() and _is_process_folder(entry.path) for entry in it):
-                return ManualLocation(path)
-    except OSError:
-        return None
+    if any(_is_process_folder(entry.path) for entry in scan(path)[0]):
+        return ManualLocation(path)
     return None
-
-
-def load_manual_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index a manual (``dump_data``) dump."""
-    location = locate(path)
-    if location is None:
-        raise DumpFormatError(path, f"not a manual dump: no {{pid}}_{{device}}/{GOLDEN_FOLDER} folder")
-    return index_manual_dump(location)
 
 
 class _ManualIndexer:
@@ -164,3 +153,6 @@ class _ManualIndexer:
 def index_manual_dump(location: ManualLocation) -> Dump:
     """Index the manual dump found by :func:`locate`."""
     return _ManualIndexer(location).run()
+
+
+LAYOUT = Layout("manual", "manual dump {pid}_{device}/golden_tensor/", locate, index_manual_dump)

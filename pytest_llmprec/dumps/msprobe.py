@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
+from .layouts import Layout
 from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
-from .walk import SafeWalker
+from .walk import SafeWalker, scan
 
 DUMP_FILE = "dump.json"
 DATA_FOLDER = "dump_tensor_data"
@@ -42,17 +42,9 @@ def _is_rank_folder(folder: str) -> bool:
     )
 
 
-def _subfolders(folder: str) -> list[str]:
-    try:
-        with os.scandir(folder) as it:
-            return [entry.path for entry in it if entry.is_dir()]
-    except OSError:
-        return []
-
-
 def _is_step_folder(folder: str) -> bool:
     return bool(_STEP_FOLDER.fullmatch(os.path.basename(folder))) and any(
-        _is_rank_folder(sub) for sub in _subfolders(folder)
+        _is_rank_folder(sub.path) for sub in scan(folder)[0]
     )
 
 
@@ -70,17 +62,9 @@ def locate(path: str | os.PathLike[str]) -> MsprobeLocation | None:
         return None
     if _is_step_folder(path):
         return MsprobeLocation(os.path.dirname(path), os.path.basename(path))
-    if any(_is_step_folder(sub) for sub in _subfolders(path)):
+    if any(_is_step_folder(sub.path) for sub in scan(path)[0]):
         return MsprobeLocation(path)
     return None
-
-
-def load_msprobe_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index an msprobe dump (its dump path, a ``step{N}`` or ``rank{R}`` folder)."""
-    location = locate(path)
-    if location is None:
-        raise DumpFormatError(path, f"not an msprobe dump: no step{{N}}/rank{{R}}/{DUMP_FILE}")
-    return index_msprobe_dump(location)
 
 
 def _tensor_items(value: Any, leaf: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -192,3 +176,6 @@ class _MsprobeIndexer:
 def index_msprobe_dump(location: MsprobeLocation) -> Dump:
     """Index the msprobe dump found by :func:`locate`."""
     return _MsprobeIndexer(location).run()
+
+
+LAYOUT = Layout("msprobe", "msprobe step{N}/rank{R}/dump.json", locate, index_msprobe_dump)

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem, natural_key
+from .layouts import Layout
 from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
-from .walk import SafeWalker
+from .walk import SafeWalker, scan
 
 TREE_FILE = "model_tree.json"
 ORDER_FILE = "execution_order.json"
@@ -74,24 +75,9 @@ def locate(path: str | os.PathLike[str]) -> TorchLocation | None:
             return TorchLocation(_root_of(container), container, os.path.basename(current), below)
         below, current = os.path.basename(current), os.path.dirname(current)
     for container in (path, os.path.join(path, "torch_tensors")):
-        try:
-            with os.scandir(container) as it:
-                names = [entry.path for entry in it if entry.is_dir()]
-        except OSError:
-            continue
-        if any(_is_device_folder(name) for name in names):
+        if any(_is_device_folder(entry.path) for entry in scan(container)[0]):
             return TorchLocation(_root_of(container), container)
     return None
-
-
-def load_torch_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index an msit PyTorch hook dump (any folder of it, down to a token or module folder)."""
-    location = locate(path)
-    if location is None:
-        raise DumpFormatError(
-            path, f"not an msit torch dump: no {TREE_FILE} and no torch_tensors/{{device}}_{{pid}} folder"
-        )
-    return index_torch_dump(location)
 
 
 def _tree_order(tree: Any) -> tuple[dict[str, int], dict[str, str]]:
@@ -314,3 +300,8 @@ def _execution_order(data: Any) -> dict[str, list[str]]:
 def index_torch_dump(location: TorchLocation) -> Dump:
     """Index the torch dump found by :func:`locate`."""
     return _TorchIndexer(location).run()
+
+
+LAYOUT = Layout(
+    "torch", "msit torch dump (model_tree.json, torch_tensors/{device}_{pid}/)", locate, index_torch_dump
+)

@@ -16,8 +16,9 @@ from typing import Any
 
 from ..errors import DumpFormatError
 from .base import Dump, DumpProblem
+from .layouts import Layout
 from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
-from .walk import SafeWalker
+from .walk import SafeWalker, scan
 
 GE_FOLDER = "msit_ge_dump"
 FX_FOLDER = "msit_fx_dump"
@@ -46,11 +47,7 @@ def _rank_of(relative_parts: list[str]) -> int | None:
 
 
 def _files(folder: str) -> list[str]:
-    try:
-        with os.scandir(folder) as it:
-            return [entry.name for entry in it if entry.is_file()]
-    except OSError:
-        return []
+    return [entry.name for entry in scan(folder)[1]]
 
 
 def _named_ancestor(path: str, names: tuple[str, ...]) -> str | None:
@@ -123,36 +120,12 @@ def locate_fx(path: str | os.PathLike[str]) -> TorchairLocation | None:
 
 def _has_gm_folders(folder: str) -> bool:
     """Whether ``folder`` is an old FX ``data_dump``: numbered folders holding ``gm_*_dump`` folders."""
-    try:
-        with os.scandir(folder) as it:
-            tokens = [entry.path for entry in it if entry.is_dir() and as_number(entry.name) is not None]
-    except OSError:
-        return False
-    for token in tokens[:1]:
-        try:
-            with os.scandir(token) as it:
-                return any(entry.is_dir() and _GM_FOLDER.fullmatch(entry.name) for entry in it)
-        except OSError:
-            return False
-    return False
+    tokens = [entry.path for entry in scan(folder)[0] if as_number(entry.name) is not None]
+    return bool(tokens) and _has_gm_folder(tokens[0])
 
 
-def load_ge_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index a GE dump (``msit_ge_dump`` or any folder or file inside it)."""
-    location = locate_ge(path)
-    if location is None:
-        raise DumpFormatError(path, f"not a GE dump: no {GE_FOLDER} folder, graph file or GE dump file")
-    return index_ge_dump(location)
-
-
-def load_fx_dump(path: str | os.PathLike[str]) -> Dump:
-    """Index an FX dump (``msit_fx_dump``, an old ``data_dump`` folder, or any folder or file inside it)."""
-    location = locate_fx(path)
-    if location is None:
-        raise DumpFormatError(
-            path, f"not an FX dump: no {FX_FOLDER} or {OLD_FX_FOLDER} folder or FX .npy file"
-        )
-    return index_fx_dump(location)
+def _has_gm_folder(folder: str) -> bool:
+    return any(_GM_FOLDER.fullmatch(entry.name) for entry in scan(folder)[0])
 
 
 class _TorchairIndexer:
@@ -314,12 +287,7 @@ class _FxIndexer(_TorchairIndexer):
     def token_of_folder(self, folder: str) -> int | None:
         if any(_is_fx_file(name) for name in _files(folder)):
             return _fx_token(folder.split(os.sep))
-        try:
-            with os.scandir(folder) as it:
-                has_gm = any(entry.is_dir() and _GM_FOLDER.fullmatch(entry.name) for entry in it)
-        except OSError:
-            return None
-        return _fx_token([*folder.split(os.sep), "gm_0_dump"]) if has_gm else None
+        return _fx_token([*folder.split(os.sep), "gm_0_dump"]) if _has_gm_folder(folder) else None
 
 
 def _is_graph(name: str) -> bool:
@@ -342,3 +310,7 @@ def index_ge_dump(location: TorchairLocation) -> Dump:
 def index_fx_dump(location: TorchairLocation) -> Dump:
     """Index the FX dump found by :func:`locate_fx`."""
     return _FxIndexer(location).run()
+
+
+GE_LAYOUT = Layout("ge", "GE dump (msit_ge_dump, dynamo_*.txt, GE-named files)", locate_ge, index_ge_dump)
+FX_LAYOUT = Layout("fx", "FX dump (msit_fx_dump, data_dump/{n}/gm_*_dump)", locate_fx, index_fx_dump)

@@ -12,6 +12,26 @@ JSON_SIZE_LIMIT = 1 << 30
 """JSON files (trees, topologies, metadata, dump.json) above this size are reported, not parsed."""
 
 
+def scan(folder: str) -> tuple[list[os.DirEntry[str]], list[os.DirEntry[str]]]:
+    """The sub-folders and files directly in ``folder``, unsorted (symbolic links followed), or two
+    empty lists when it cannot be listed: for the cheap probes of ``locate`` functions."""
+    folders: list[os.DirEntry[str]] = []
+    files: list[os.DirEntry[str]] = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                try:
+                    if entry.is_dir():
+                        folders.append(entry)
+                    elif entry.is_file():
+                        files.append(entry)
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return folders, files
+
+
 def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 

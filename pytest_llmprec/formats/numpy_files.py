@@ -15,6 +15,7 @@ from ..dtypes import NUMPY_CODES
 from ..errors import DumpFormatError
 from ._files import PathLike, checked_size, element_count
 from ._payloads import map_bytes, view_as
+from .container_headers import open_npz
 
 NUMPY_DTYPES: dict[str, torch.dtype] = {
     code: getattr(torch, name.removeprefix("torch.")) for code, name in NUMPY_CODES.items()
@@ -106,20 +107,6 @@ def load_npy(path: PathLike) -> torch.Tensor:
     return tensor.permute(*reversed(range(tensor.dim()))) if header.fortran_order else tensor
 
 
-def _open_npz(path: PathLike) -> zipfile.ZipFile:
-    checked_size(path)
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise DumpFormatError(path, f"not a readable .npz (zip) archive: {exc}") from None
-
-
-def npz_members(path: PathLike) -> list[str]:
-    """The array names of an ``.npz`` file (zip entries ending ``.npy``, without that suffix)."""
-    with _open_npz(path) as archive:
-        return [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
-
-
 def _resolve(path: PathLike, names: list[str], member: str | None) -> tuple[str, int | None]:
     """The array name and optional row index that ``member`` selects (``name`` or ``name.N``)."""
     if member is None:
@@ -155,7 +142,7 @@ def _check_entry(path: PathLike, info: zipfile.ZipInfo, archive_size: int) -> No
 @contextmanager
 def _member(path: PathLike, member: str | None) -> Iterator[tuple[IO[bytes], NpyHeader, int | None]]:
     """The open stream of one ``.npz`` entry after its header, the header and the selected row."""
-    with _open_npz(path) as archive:
+    with open_npz(path) as archive:
         names = [name[:-4] for name in archive.namelist() if name.endswith(".npy")]
         name, index = _resolve(path, names, member)
         info = archive.getinfo(name + ".npy")

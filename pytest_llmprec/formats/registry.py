@@ -13,6 +13,7 @@ from ..errors import DumpFormatError
 from . import (
     atb_bin,
     atb_header,
+    container_headers,
     ge_dump,
     ge_header,
     layout_codes,
@@ -68,7 +69,7 @@ def detect_format(path: PathLike) -> str:
         return kind
     if kind == "zip":
         return _zip_kind(path)
-    if safetensors_file.looks_like_safetensors(head, size):
+    if container_headers.looks_like_safetensors(head, size):
         return "safetensors"
     if ge_header.looks_like_ge(path, size):
         return "ge"
@@ -137,7 +138,7 @@ _READERS = {
     "npz": _Reader(
         numpy_files.load_npz_member,
         lambda p, m: TensorInfo(*numpy_files.probe_npz_member(p, m)),
-        numpy_files.npz_members,
+        container_headers.npz_members,
     ),
     "safetensors": _Reader(
         safetensors_file.load_safetensors,

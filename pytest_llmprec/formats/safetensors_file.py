@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
-import struct
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import DumpFormatError
-from ._files import PathLike, checked_size, element_count, read_bytes
+from ._files import PathLike, element_count
 from ._payloads import map_bytes, view_as
+from .container_headers import safetensors_header
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64,
@@ -34,11 +33,6 @@ DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
 }
 
-MAX_HEADER = 100 << 20
-"""The safetensors library refuses larger JSON headers too."""
-
-_LENGTH = struct.Struct("<Q")
-
 
 @dataclass(frozen=True)
 class SafetensorsEntry:
@@ -51,31 +45,9 @@ class SafetensorsEntry:
     stop: int
 
 
-def looks_like_safetensors(head: bytes, size: int) -> bool:
-    """True when ``head`` starts with a header length that fits the file, followed by ``{``."""
-    if len(head) < _LENGTH.size + 1:
-        return False
-    length = _LENGTH.unpack_from(head)[0]
-    return 0 < length <= size - _LENGTH.size and head[_LENGTH.size : _LENGTH.size + 1] == b"{"
-
-
 def read_entries(path: PathLike) -> dict[str, SafetensorsEntry]:
     """Parse and validate the header: dtypes, shapes and offsets, all checked against the file size."""
-    size = checked_size(path)
-    head = read_bytes(path, _LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise DumpFormatError(path, f"too short for a safetensors file ({size} bytes)")
-    length = _LENGTH.unpack(head)[0]
-    if length > size - _LENGTH.size or length > MAX_HEADER:
-        raise DumpFormatError(path, f"safetensors header length {length} exceeds the file ({size} bytes)")
-    raw = read_bytes(path, length, offset=_LENGTH.size)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise DumpFormatError(path, f"safetensors header is not valid JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise DumpFormatError(path, "safetensors header is not a JSON object")
-    data_start = _LENGTH.size + length
+    header, data_start, size = safetensors_header(path)
     entries = {}
     for name, spec in header.items():
         if name != "__metadata__":

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from dump_trees import (
     BLOOM_POST_ORDER,
     BLOOM_TREE,
+    GE_GRAPH,
     bloom_atb_model,
     save_pth,
     write_bloom_atb_round,
+    write_ge_file,
     write_json,
+    write_msprobe_rank,
 )
 
 
@@ -49,4 +53,51 @@ def bloom_atb_dump(tmp_path: Path) -> Path:
     write_bloom_atb_round(tensors / "1", 0)
     for folder in ("1", "2", "10"):
         write_bloom_atb_round(tensors / folder, 3)
+    return root
+
+
+@pytest.fixture
+def ge_dump(tmp_path: Path) -> Path:
+    """msit_ge_dump with two ranks; rank 0 has tokens 0 and 1, rank 1 token 0."""
+    root = tmp_path / "msit_ge_dump"
+    root.mkdir()
+    (root / GE_GRAPH).write_text('graph {\n  op {\n    name: "Add_2"\n  }\n}\n')
+    for rank in (0, 1):
+        model = root / f"worldsize2_global_rank{rank}" / "20240125031118" / str(rank) / "graph_1" / "1"
+        write_ge_file(model / "0", "Add.Add_2.44.6.17065969121619")
+        write_ge_file(model / "0", "ConcatV2D.ConcatV2.42.6.17065969121611", inputs=3)
+        write_ge_file(model / "0", "TransData.TransData_1.1.42.6.17065969121600", inputs=1, outputs=1)
+        if rank == 0:
+            write_ge_file(model / "1", "Add.Add_2.44.6.17065969122619")
+            (model / "1" / "Add.Add_2.44.6.17065969122619.npy").write_bytes(b"")
+            (model / "1" / "notes.txt").write_text("ignored")
+    return root
+
+
+@pytest.fixture
+def msprobe_dump(tmp_path: Path) -> Path:
+    root = tmp_path / "dump_path"
+    for step in ("step0", "step1", "step10"):
+        for rank in ("rank0", "rank1"):
+            write_msprobe_rank(root / step / rank)
+    return root
+
+
+@pytest.fixture
+def manual_dump(tmp_path: Path) -> Path:
+    """dump_data output for data ids attn_out (tokens 0 and 2) and mlp_out (token 0), my files outside."""
+    root = tmp_path / "out" / "msit_dump_20240102_030405"
+    golden = root / "4242_1" / "golden_tensor"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    metadata = {}
+    for data_id, tokens in (("mlp_out", [0]), ("attn_out", [0, 2])):
+        metadata[data_id] = {}
+        for token in tokens:
+            golden_path = golden / str(token) / f"{data_id}_tensor.pth"
+            save_pth(golden_path)
+            my_path = mine / f"{data_id}_{token}.npy"
+            np.save(my_path, np.zeros(3, dtype=np.float32))
+            metadata[data_id][str(token)] = [str(golden_path), str(my_path)]
+    write_json(golden / "metadata.json", metadata)
     return root

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pytest_llmprec.formats import write_ge_dump
+
 
 def tree_node(name: str, type_: str, *children: dict) -> dict:
     """One ``model_tree.json`` node: ``{"name", "type", "children"}``."""
@@ -170,3 +172,85 @@ def write_bloom_atb_round(token_folder: Path, first: int) -> list[str]:
         write_atb_op(token_folder, op)
     write_json(token_folder / f"{layer}/1_ParallelLinearBaseV2/0_LinearOperation/op_param.json", LINEAR_PARAM)
     return ops
+
+
+GE_GRAPH = "dynamo_original_graph_1_rank_0_pid_123_ts_456.txt"
+
+
+def write_ge_file(folder: Path, name: str, inputs: int = 2, outputs: int = 1, size: int = 4) -> Path:
+    """A GE dump file of float32 inputs 0, 1, ... and outputs 10, 11, ... of ``size`` elements."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    write_ge_dump(
+        path,
+        inputs=[torch.full((size,), float(i)) for i in range(inputs)],
+        outputs=[torch.full((size,), 10.0 + i) for i in range(outputs)],
+        op_name=name.split(".")[1],
+    )
+    return path
+
+
+def msprobe_tensor_entry(folder: Path | None, data_name: str | None) -> dict:
+    """A dump.json tensor entry, its fields in msprobe's order; with a folder, the .pt file is written too."""
+    entry = {
+        "type": "torch.Tensor",
+        "dtype": "torch.float32",
+        "shape": [2, 3],
+        "Max": 5.0,
+        "Min": 0.0,
+        "Mean": 2.5,
+        "Norm": 7.4,
+        "requires_grad": False,
+    }
+    if folder is not None and data_name is not None:
+        entry["data_name"] = data_name
+        save_pth(folder / "dump_tensor_data" / data_name)
+    return entry
+
+
+def write_msprobe_rank(folder: Path, with_data: bool = True) -> None:
+    """A mix-level dump.json: a module call with parameters, an API call with kwargs and a backward."""
+    data_folder = folder if with_data else None
+    module = "Module.layer1.Linear.forward.0"
+    api = "Functional.linear.5.forward"
+    data = {
+        module: {
+            "input_args": [msprobe_tensor_entry(data_folder, f"{module}.input.0.pt")],
+            "input_kwargs": {},
+            "output": [msprobe_tensor_entry(data_folder, f"{module}.output.0.pt")],
+            "parameters": {
+                "weight": msprobe_tensor_entry(data_folder, f"{module}.parameters.weight.pt"),
+                "bias": msprobe_tensor_entry(data_folder, f"{module}.parameters.bias.pt"),
+            },
+        },
+        api: {
+            "input_args": [
+                msprobe_tensor_entry(data_folder, f"{api}.input.0.pt"),
+                [
+                    msprobe_tensor_entry(data_folder, f"{api}.input.1.0.pt"),
+                    msprobe_tensor_entry(data_folder, f"{api}.input.1.1.pt"),
+                ],
+                {"type": "int", "value": 3},
+                None,
+            ],
+            "input_kwargs": {"bias": msprobe_tensor_entry(data_folder, f"{api}.input.bias.pt")},
+            "output": [msprobe_tensor_entry(data_folder, f"{api}.output.0.pt")],
+        },
+        "Functional.linear.5.backward": {
+            "input": [msprobe_tensor_entry(data_folder, "Functional.linear.5.backward.input.0.pt")],
+            "output": [msprobe_tensor_entry(data_folder, "Functional.linear.5.backward.output.0.pt")],
+        },
+        "Module.layer1.Linear.parameters_grad": {
+            "weight": [msprobe_tensor_entry(data_folder, "Module.layer1.Linear.parameters_grad.weight.0.pt")],
+        },
+    }
+    write_json(
+        folder / "dump.json",
+        {
+            "task": "tensor" if with_data else "statistics",
+            "level": "mix",
+            "framework": "pytorch",
+            "dump_data_dir": str(folder / "dump_tensor_data") if with_data else None,
+            "data": data,
+        },
+    )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dump_trees import LINEAR_PARAM, atb_bin, bloom_atb_model, write_atb_bin, write_atb_op, write_json
 
-from pytest_llmprec.dumps import load_atb_dump, load_dump
+from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.errors import DumpFormatError
 
 LAYER = "1_BloomLayer"
@@ -251,8 +251,8 @@ def test_broken_topology_json_is_a_problem(bloom_atb_dump: Path) -> None:
 
 
 def test_not_an_atb_dump(tmp_path: Path) -> None:
-    with pytest.raises(DumpFormatError, match="not an ATB dump"):
-        load_atb_dump(tmp_path)
+    with pytest.raises(DumpFormatError, match="no atb dump here"):
+        load_dump(tmp_path, kind="atb")
 
 
 def test_op_param_contents_are_reachable(bloom_atb_dump: Path) -> None:

@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from dump_trees import save_pth, write_json
+from safetensors.torch import save_file
 
 import pytest_llmprec
-from pytest_llmprec.dumps import KINDS, detect_kind, load_dump, walk
+from pytest_llmprec.dumps import detect_kind, dump_kinds, load_dump, walk
 from pytest_llmprec.errors import DumpFormatError
 
 
@@ -51,7 +54,7 @@ def test_nothing_recognisable_lists_what_was_looked_for(tmp_path: Path) -> None:
         load_dump(tmp_path)
     message = str(info.value)
     assert message.startswith(f"{tmp_path}: no recognisable dump layout; looked for: ")
-    assert len(message.split("looked for: ")[1].split("; ")) == len(KINDS)
+    assert len(message.split("looked for: ")[1].split("; ")) == len(dump_kinds())
     assert "model_tree.json" in message and "dump.json" in message
 
 
@@ -101,15 +104,47 @@ def test_directory_named_like_a_file(tmp_path: Path) -> None:
     assert names == ["model_tree.json"]
 
 
-def test_indexing_does_not_import_torch(bloom_torch_dump: Path, bloom_atb_dump: Path) -> None:
+def test_indexing_does_not_import_torch(
+    bloom_torch_dump: Path,
+    bloom_atb_dump: Path,
+    ge_dump: Path,
+    msprobe_dump: Path,
+    manual_dump: Path,
+    tmp_path: Path,
+) -> None:
+    """Every layout indexes without torch, and only GE dumps (whose headers are protobuf) import protobuf."""
     assert bloom_torch_dump == bloom_atb_dump  # one msit_dump folder holding both dumps: torch is found first
-    code = (
-        "import sys, pytest_llmprec\n"
-        f"assert len(pytest_llmprec.load_dump({str(bloom_torch_dump)!r})) == 119\n"
-        f"assert len(pytest_llmprec.load_dump({str(bloom_atb_dump)!r}, kind='atb')) == 60\n"
-        "assert 'torch' not in sys.modules\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(pytest_llmprec.__file__).parent.parent)
+    logits = tmp_path / "logits"
+    save_pth(logits / "logits_dev.jsonl_7_0.pth")
+    fx = tmp_path / "msit_fx_dump" / "worldsize1_global_rank0" / "graph_1" / "0"
+    fx.mkdir(parents=True)
+    np.save(fx / "add_1-aten.add.Tensor.OUTPUT.0.1700000000.npy", np.zeros(3, dtype=np.float32))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    np.save(plain / "a.npy", np.zeros(3, dtype=np.float32))
+    np.savez(plain / "b.npz", x=np.zeros(2), y=np.ones(2))
+    save_file({"w": torch.zeros(2)}, str(plain / "c.safetensors"))
+    cases = [
+        (bloom_torch_dump, "torch", 119),
+        (bloom_atb_dump, "atb", 60),
+        (msprobe_dump, "msprobe", 72),
+        (manual_dump, "manual", 3),
+        (logits, "logits", 1),
+        (fx.parents[2], "fx", 1),
+        (plain, "files", 4),
+        (ge_dump, "ge", 21),
+    ]
+    lines = ["import sys, pytest_llmprec"]
+    for path, kind, count in cases:
+        lines.append(
+            f"assert len(pytest_llmprec.load_dump({str(path)!r}, kind={kind!r})) == {count}, {kind!r}"
+        )
+        if kind != "ge":
+            lines.append(f"assert 'google.protobuf' not in sys.modules, {kind!r}")
+        lines.append(f"assert 'torch' not in sys.modules, {kind!r}")
+    code = "\n".join(lines)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def _move_out_and_link(folder: Path, outside: Path) -> None:

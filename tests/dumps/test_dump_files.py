@@ -10,7 +10,7 @@ import torch
 from dump_trees import atb_bin, save_pth, tensor_for
 from safetensors.torch import save_file
 
-from pytest_llmprec.dumps import load_dump, load_files
+from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.errors import DumpFormatError
 
 
@@ -60,7 +60,7 @@ def test_single_file(tensor_folder: Path) -> None:
 def test_same_stem_and_broken_container_are_problems(tensor_folder: Path) -> None:
     np.save(tensor_folder / "a.npy", np.zeros(1))
     (tensor_folder / "broken.safetensors").write_bytes(b"\xff" * 8 + b"{}")
-    dump = load_files(tensor_folder)
+    dump = load_dump(tensor_folder, kind="files")
     messages = {Path(p.path).name: p.message for p in dump.problems}
     assert messages["a.pt"] == f"same name as {tensor_folder / 'a.npy'} without the extension, ignored"
     assert "header length" in messages["broken.safetensors"]
@@ -69,5 +69,5 @@ def test_same_stem_and_broken_container_are_problems(tensor_folder: Path) -> Non
 
 def test_folder_without_tensor_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(DumpFormatError, match="no tensor file"):
-        load_files(tmp_path)
+    with pytest.raises(DumpFormatError, match="no files dump here"):
+        load_dump(tmp_path, kind="files")

@@ -9,29 +9,9 @@ import pytest
 import torch
 from dump_trees import save_pth, tensor_for, write_json
 
-from pytest_llmprec.dumps import load_dump, load_logits_dump, load_manual_dump
+from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.dumps.logits import parse_logits_name
 from pytest_llmprec.errors import DumpFormatError
-
-
-@pytest.fixture
-def manual_dump(tmp_path: Path) -> Path:
-    """dump_data output for data ids attn_out (tokens 0 and 2) and mlp_out (token 0), my files outside."""
-    root = tmp_path / "out" / "msit_dump_20240102_030405"
-    golden = root / "4242_1" / "golden_tensor"
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    metadata = {}
-    for data_id, tokens in (("mlp_out", [0]), ("attn_out", [0, 2])):
-        metadata[data_id] = {}
-        for token in tokens:
-            golden_path = golden / str(token) / f"{data_id}_tensor.pth"
-            save_pth(golden_path)
-            my_path = mine / f"{data_id}_{token}.npy"
-            np.save(my_path, np.zeros(3, dtype=np.float32))
-            metadata[data_id][str(token)] = [str(golden_path), str(my_path)]
-    write_json(golden / "metadata.json", metadata)
-    return root
 
 
 def test_manual_records_and_my_paths(manual_dump: Path, tmp_path: Path) -> None:
@@ -66,7 +46,7 @@ def test_manual_detected_from_inner_folders(manual_dump: Path, inner: str, pinne
 def test_manual_missing_files_are_problems(manual_dump: Path, tmp_path: Path) -> None:
     (tmp_path / "mine" / "attn_out_2.npy").unlink()
     (manual_dump / "4242_1/golden_tensor/0/mlp_out_tensor.pth").unlink()
-    dump = load_manual_dump(manual_dump)
+    dump = load_dump(manual_dump, kind="manual")
     assert [(r.token, r.node) for r in dump.records] == [(0, "attn_out"), (2, "attn_out")]
     assert (2, "attn_out") not in dump.info["my_paths"]
     messages = sorted(p.message for p in dump.problems)
@@ -80,7 +60,7 @@ def test_manual_relative_my_path_is_taken_from_the_metadata_folder(manual_dump: 
     golden = manual_dump / "4242_1" / "golden_tensor"
     np.save(golden / "mine.npy", np.zeros(3, dtype=np.float32))
     write_json(golden / "metadata.json", {"mlp_out": {"0": ["ignored", "mine.npy"]}})
-    dump = load_manual_dump(manual_dump)
+    dump = load_dump(manual_dump, kind="manual")
     assert dump.info["my_paths"] == {(0, "mlp_out"): str(golden / "mine.npy")}
     assert dump.problems == []
 
@@ -96,8 +76,8 @@ def test_manual_cpu_device_and_broken_metadata(tmp_path: Path) -> None:
 
 
 def test_not_a_manual_dump(tmp_path: Path) -> None:
-    with pytest.raises(DumpFormatError, match="not a manual dump"):
-        load_manual_dump(tmp_path)
+    with pytest.raises(DumpFormatError, match="no manual dump here"):
+        load_dump(tmp_path, kind="manual")
 
 
 @pytest.mark.parametrize(
@@ -140,5 +120,5 @@ def test_logits_folder(tmp_path: Path) -> None:
 
 
 def test_not_a_logits_dump(tmp_path: Path) -> None:
-    with pytest.raises(DumpFormatError, match="not a logits dump"):
-        load_logits_dump(tmp_path)
+    with pytest.raises(DumpFormatError, match="no logits dump here"):
+        load_dump(tmp_path, kind="logits")

@@ -6,74 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from dump_trees import save_pth, tensor_for, write_json
+from dump_trees import tensor_for, write_json, write_msprobe_rank
 
-from pytest_llmprec.dumps import load_dump, load_msprobe_dump
+from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.errors import DumpFormatError
-
-
-def _tensor(folder: Path | None, data_name: str | None) -> dict:
-    """A dump.json tensor entry, its fields in msprobe's order; with a folder, the .pt file is written too."""
-    entry = {
-        "type": "torch.Tensor",
-        "dtype": "torch.float32",
-        "shape": [2, 3],
-        "Max": 5.0,
-        "Min": 0.0,
-        "Mean": 2.5,
-        "Norm": 7.4,
-        "requires_grad": False,
-    }
-    if folder is not None and data_name is not None:
-        entry["data_name"] = data_name
-        save_pth(folder / "dump_tensor_data" / data_name)
-    return entry
-
-
-def _write_rank(folder: Path, with_data: bool = True) -> None:
-    """A mix-level dump.json: a module call with parameters, an API call with kwargs and a backward."""
-    data_folder = folder if with_data else None
-    module = "Module.layer1.Linear.forward.0"
-    api = "Functional.linear.5.forward"
-    data = {
-        module: {
-            "input_args": [_tensor(data_folder, f"{module}.input.0.pt")],
-            "input_kwargs": {},
-            "output": [_tensor(data_folder, f"{module}.output.0.pt")],
-            "parameters": {
-                "weight": _tensor(data_folder, f"{module}.parameters.weight.pt"),
-                "bias": _tensor(data_folder, f"{module}.parameters.bias.pt"),
-            },
-        },
-        api: {
-            "input_args": [
-                _tensor(data_folder, f"{api}.input.0.pt"),
-                [_tensor(data_folder, f"{api}.input.1.0.pt"), _tensor(data_folder, f"{api}.input.1.1.pt")],
-                {"type": "int", "value": 3},
-                None,
-            ],
-            "input_kwargs": {"bias": _tensor(data_folder, f"{api}.input.bias.pt")},
-            "output": [_tensor(data_folder, f"{api}.output.0.pt")],
-        },
-        "Functional.linear.5.backward": {
-            "input": [_tensor(data_folder, "Functional.linear.5.backward.input.0.pt")],
-            "output": [_tensor(data_folder, "Functional.linear.5.backward.output.0.pt")],
-        },
-        "Module.layer1.Linear.parameters_grad": {
-            "weight": [_tensor(data_folder, "Module.layer1.Linear.parameters_grad.weight.0.pt")],
-        },
-    }
-    write_json(
-        folder / "dump.json",
-        {
-            "task": "tensor" if with_data else "statistics",
-            "level": "mix",
-            "framework": "pytorch",
-            "dump_data_dir": str(folder / "dump_tensor_data") if with_data else None,
-            "data": data,
-        },
-    )
-
 
 EXPECTED_LEAVES = [
     ("Module.layer1.Linear.forward.0", "input.0", "input", 0, "Linear"),
@@ -89,15 +25,6 @@ EXPECTED_LEAVES = [
     ("Functional.linear.5.backward", "output.0", "output", 0, "Functional.linear"),
     ("Module.layer1.Linear.parameters_grad", "weight.0", "weight", 0, "Linear"),
 ]
-
-
-@pytest.fixture
-def msprobe_dump(tmp_path: Path) -> Path:
-    root = tmp_path / "dump_path"
-    for step in ("step0", "step1", "step10"):
-        for rank in ("rank0", "rank1"):
-            _write_rank(root / step / rank)
-    return root
 
 
 def test_records_follow_dump_json_order(msprobe_dump: Path) -> None:
@@ -138,8 +65,8 @@ def test_detected_from_inner_paths(msprobe_dump: Path, inner: str, pinned: int, 
 
 
 def test_non_distributed_rank_folder_and_statistics_only(tmp_path: Path) -> None:
-    _write_rank(tmp_path / "dump_path" / "step0" / "rank", with_data=False)
-    dump = load_msprobe_dump(tmp_path / "dump_path")
+    write_msprobe_rank(tmp_path / "dump_path" / "step0" / "rank", with_data=False)
+    dump = load_dump(tmp_path / "dump_path", kind="msprobe")
     assert dump.records == []
     statistics = dump.info["statistics"]
     assert len(statistics) == len(EXPECTED_LEAVES)
@@ -169,5 +96,5 @@ def test_dump_json_without_data_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_not_an_msprobe_dump(tmp_path: Path) -> None:
-    with pytest.raises(DumpFormatError, match="not an msprobe dump"):
-        load_msprobe_dump(tmp_path)
+    with pytest.raises(DumpFormatError, match="no msprobe dump here"):
+        load_dump(tmp_path, kind="msprobe")

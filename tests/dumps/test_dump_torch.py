@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dump_trees import BLOOM_POST_ORDER, BLOOM_TREE, H2, save_pth, write_json
 
-from pytest_llmprec.dumps import load_dump, load_torch_dump
+from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.errors import DumpFormatError
 
 
@@ -224,15 +224,15 @@ def test_tree_json_of_wrong_shape_is_reported(tmp_path: Path) -> None:
     device = tmp_path / "torch_tensors" / "npu0_5"
     write_json(device / "model_tree.json", ["not", "a", "tree"])
     save_pth(device / "0" / "root" / "output.pth")
-    dump = load_torch_dump(device)
+    dump = load_dump(device, kind="torch")
     assert len(dump) == 1
     assert [p.message for p in dump.problems] == ["no module tree ({name, type, children}) in the file"]
 
 
 def test_not_a_torch_dump(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DumpFormatError, match="not an msit torch dump") as info:
-        load_torch_dump(tmp_path / "empty")
+    with pytest.raises(DumpFormatError, match="no torch dump here") as info:
+        load_dump(tmp_path / "empty", kind="torch")
     assert info.value.path == str(tmp_path / "empty")
 
 
@@ -241,7 +241,7 @@ def test_too_deeply_nested_tree_is_a_problem_not_a_crash(tmp_path: Path) -> None
     device.mkdir(parents=True)
     (device / "model_tree.json").write_text('{"name": "root", "children": [' * 50000 + "]}" * 50000)
     save_pth(device / "0" / "root" / "output.pth")
-    dump = load_torch_dump(device)
+    dump = load_dump(device, kind="torch")
     assert len(dump) == 1
     assert dump.problems[0].message.startswith("broken JSON")
 
@@ -260,7 +260,7 @@ def test_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(4 * depth)
     try:
-        dump = load_torch_dump(device)
+        dump = load_dump(device, kind="torch")
     finally:
         sys.setrecursionlimit(limit)
     assert [r.node for r in dump.records] == [deepest, "root"]

@@ -7,42 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dump_trees import GE_GRAPH, write_ge_file
 
-from pytest_llmprec.dumps import load_dump, load_fx_dump, load_ge_dump
+from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.errors import DumpFormatError
-from pytest_llmprec.formats import write_ge_dump
-
-GRAPH = "dynamo_original_graph_1_rank_0_pid_123_ts_456.txt"
-
-
-def _ge(folder: Path, name: str, inputs: int = 2, outputs: int = 1, size: int = 4) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    write_ge_dump(
-        path,
-        inputs=[torch.full((size,), float(i)) for i in range(inputs)],
-        outputs=[torch.full((size,), 10.0 + i) for i in range(outputs)],
-        op_name=name.split(".")[1],
-    )
-    return path
-
-
-@pytest.fixture
-def ge_dump(tmp_path: Path) -> Path:
-    """msit_ge_dump with two ranks; rank 0 has tokens 0 and 1, rank 1 token 0."""
-    root = tmp_path / "msit_ge_dump"
-    root.mkdir()
-    (root / GRAPH).write_text('graph {\n  op {\n    name: "Add_2"\n  }\n}\n')
-    for rank in (0, 1):
-        model = root / f"worldsize2_global_rank{rank}" / "20240125031118" / str(rank) / "graph_1" / "1"
-        _ge(model / "0", "Add.Add_2.44.6.17065969121619")
-        _ge(model / "0", "ConcatV2D.ConcatV2.42.6.17065969121611", inputs=3)
-        _ge(model / "0", "TransData.TransData_1.1.42.6.17065969121600", inputs=1, outputs=1)
-        if rank == 0:
-            _ge(model / "1", "Add.Add_2.44.6.17065969122619")
-            (model / "1" / "Add.Add_2.44.6.17065969122619.npy").write_bytes(b"")
-            (model / "1" / "notes.txt").write_text("ignored")
-    return root
 
 
 def test_ge_records(ge_dump: Path) -> None:
@@ -68,7 +36,7 @@ def test_ge_records(ge_dump: Path) -> None:
     assert dump.tokens() == [0, 1]
     assert [r.order for r in dump.records] == list(range(len(dump.records)))
     assert [(r.token, r.rank) for r in dump.records][-3:] == [(1, 0)] * 3
-    assert dump.info["graphs"] == [str(ge_dump / GRAPH)]
+    assert dump.info["graphs"] == [str(ge_dump / GE_GRAPH)]
     concat = next(r for r in dump.records if r.node == "ConcatV2" and r.leaf == "output_0" and r.rank == 1)
     assert torch.equal(concat.load(), torch.full((4,), 10.0))
 
@@ -85,7 +53,7 @@ def test_ge_inner_folders(ge_dump: Path, inner: str, pinned: int | None, ranks: 
     assert dump.kind == "ge"
     assert dump.info.get("pinned_token") == pinned
     assert {r.rank for r in dump.records} == ranks
-    assert dump.info["graphs"] == [str(ge_dump / GRAPH)]
+    assert dump.info["graphs"] == [str(ge_dump / GE_GRAPH)]
 
 
 def test_ge_found_from_the_folder_above(ge_dump: Path) -> None:
@@ -95,8 +63,8 @@ def test_ge_found_from_the_folder_above(ge_dump: Path) -> None:
 
 def test_ge_duplicate_op_keeps_the_larger_file(ge_dump: Path) -> None:
     token = ge_dump / "worldsize2_global_rank1" / "20240125031118" / "1" / "graph_1" / "1" / "0"
-    larger = _ge(token, "Add.Add_2.44.6.17065969121699", size=64)
-    dump = load_ge_dump(ge_dump)
+    larger = write_ge_file(token, "Add.Add_2.44.6.17065969121699", size=64)
+    dump = load_dump(ge_dump, kind="ge")
     adds = {r.path for r in dump.records if r.node == "Add_2" and r.rank == 1}
     assert adds == {str(larger)}
     assert [(Path(p.path).name, p.message) for p in dump.problems] == [
@@ -109,7 +77,7 @@ def test_ge_bad_names_and_broken_files_are_problems(ge_dump: Path) -> None:
     (token / "Add.Add_3.x.6.1").write_bytes(b"")
     (token / "Mul.Mul_1.45.6.17065969121650").write_bytes(b"\x00" * 4)
     np.savez(token / "Sub.Sub_1.46.6.17065969121651.npz", inputs=np.zeros(2), outputs=np.zeros(2))
-    dump = load_ge_dump(ge_dump)
+    dump = load_dump(ge_dump, kind="ge")
     messages = {Path(p.path).name: p.message for p in dump.problems}
     assert messages["Add.Add_3.x.6.1"].startswith("not a GE dump file name")
     assert "too short for a GE dump" in messages["Mul.Mul_1.45.6.17065969121650"]
@@ -168,7 +136,7 @@ def test_fx_old_layouts_count_tokens_from_one(tmp_path: Path, top: str) -> None:
 
 
 def test_not_torchair_dumps(tmp_path: Path) -> None:
-    with pytest.raises(DumpFormatError, match="not a GE dump"):
-        load_ge_dump(tmp_path)
-    with pytest.raises(DumpFormatError, match="not an FX dump"):
-        load_fx_dump(tmp_path)
+    with pytest.raises(DumpFormatError, match="no ge dump here"):
+        load_dump(tmp_path, kind="ge")
+    with pytest.raises(DumpFormatError, match="no fx dump here"):
+        load_dump(tmp_path, kind="fx")
