@@ -23,8 +23,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pytest_llmprec tests benchmarks examples
-	$(BIN)/ruff format --check pytest_llmprec tests benchmarks examples
+	$(BIN)/ruff check pytest_llmprec tests benchmarks examples conftest.py
+	$(BIN)/ruff format --check pytest_llmprec tests benchmarks examples conftest.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py

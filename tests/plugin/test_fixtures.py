@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import read_report, write_torch_dump
+from torch_dumps import read_report, write_torch_dump
 
 
 def test_dump_fixtures_skip_cleanly_without_options(pytester):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from .conftest import read_report, write_torch_dump
+from torch_dumps import read_report, write_torch_dump
 
 STANDARD_COLUMNS = [
     "token_id",

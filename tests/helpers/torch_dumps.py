@@ -1,4 +1,4 @@
-"""Dump factories for the plugin tests: real msit-layout torch dumps written with torch.save."""
+"""msit-layout torch dumps written with torch.save, and reading back the report CSVs (shared test helpers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 DUMP_ROOT = "msit_dump_20261122_000000"
@@ -56,8 +55,3 @@ def read_report(folder: Path, prefix: str = "llmprec_cmp_report_") -> tuple[list
         reader = csv.reader(handle)
         header = next(reader)
         return header, [dict(zip(header, row, strict=True)) for row in reader]
-
-
-@pytest.fixture
-def torch_dump():
-    return write_torch_dump

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # tests/helpers -> repository root
 
 
 def load(path: Path) -> torch.Tensor:
