@@ -12,7 +12,6 @@ from .._lazy import lazy_exports
 _EXPORTS = {
     name: "precision"
     for name in (
-        "PrecisionError",
         "assert_close_cos",
         "assert_kl_div",
         "assert_max_abs_error",
@@ -22,17 +21,15 @@ _EXPORTS = {
         "assert_red",
         "assert_sqnr",
         "assert_ulp",
-        "check_precision",
     )
 }
-_EXPORTS["failure_message"] = "messages"
+_EXPORTS.update(PrecisionError="checks", check_precision="checks", failure_message="checks")
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .messages import failure_message
+    from .checks import PrecisionError, check_precision, failure_message
     from .precision import (
-        PrecisionError,
         assert_close_cos,
         assert_kl_div,
         assert_max_abs_error,
@@ -42,7 +39,6 @@ if TYPE_CHECKING:
         assert_red,
         assert_sqnr,
         assert_ulp,
-        check_precision,
     )
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,18 +11,9 @@ from __future__ import annotations
 
 from ..compare.metrics import TensorLike, as_tensor, compare_tensors, row_kl_divergence
 from ..compare.results import CompareResult, unravel_index
-from ..standards import Layer, Standard, Threshold, Verdict, judge, resolve_standard, round_outward
+from ..standards import Layer, Standard, Threshold, resolve_standard, round_outward
 from ..standards.thresholds import Tolerance
-from .messages import failure_message, result_details
-
-
-class PrecisionError(AssertionError):
-    """A precision assertion failed; ``result`` and ``verdict`` hold the details."""
-
-    def __init__(self, message: str, result: CompareResult, verdict: Verdict | None = None) -> None:
-        super().__init__(message)
-        self.result = result
-        self.verdict = verdict
+from .checks import PrecisionError, check_precision, result_details
 
 
 def assert_precision(
@@ -42,23 +33,13 @@ def assert_precision(
     __tracebackhide__ = True
     g, m = as_tensor(golden, "golden"), as_tensor(my, "my")
     layer = Layer.from_keywords("call argument", profile=standard, tolerance=tolerance, **thresholds)
-    return check_precision(g, m, resolve_standard(g.dtype, m.dtype, [layer]), "assert_precision")
-
-
-def check_precision(golden: TensorLike, my: TensorLike, standard: Standard, what: str) -> CompareResult:
-    """Compare, judge against ``standard`` and raise ``PrecisionError`` on failure."""
-    __tracebackhide__ = True
-    result = compare_tensors(golden, my, tolerance=standard.tolerance)
-    verdict = judge(result, standard)
-    if not verdict.passed:
-        raise PrecisionError(failure_message(what, golden, my, result, verdict), result, verdict)
-    return result
+    return check_precision(g, m, resolve_standard(g.dtype, m.dtype, [layer]), "assert_precision")[0]
 
 
 def _single(golden: TensorLike, my: TensorLike, keyword: str, value: float, what: str) -> CompareResult:
     __tracebackhide__ = True
     threshold = Threshold.from_keyword(keyword, value, "call argument")
-    return check_precision(golden, my, Standard(what, (threshold,)), what)
+    return check_precision(golden, my, Standard(what, (threshold,)), what)[0]
 
 
 def assert_close_cos(golden: TensorLike, my: TensorLike, min_cos: float = 0.999) -> CompareResult:

@@ -15,6 +15,7 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "CompareResult": "results",
+    "compare_any": "dispatch",
     "compare_raw": "native",
     "TensorLike": "metrics",
     "as_tensor": "metrics",
@@ -26,6 +27,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from .dispatch import compare_any
     from .metrics import TensorLike, as_tensor, compare_tensors, count_exceeding, row_kl_divergence
     from .native import compare_raw
     from .results import CompareResult

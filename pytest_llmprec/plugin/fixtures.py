@@ -8,17 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .hooks import STASH
+from .hooks import STASH, LlmPlugin, marker_layer
 
 if TYPE_CHECKING:
     from ..compare.results import CompareResult
     from ..dumps.base import Dump
     from ..matching import Pair
-    from .session import LlmSession
 
 
-def llm_session(config: pytest.Config) -> LlmSession:
-    return config.stash[STASH].session()
+def _plugin(config: pytest.Config) -> LlmPlugin:
+    return config.stash[STASH]
 
 
 class PairTensors:
@@ -45,10 +44,15 @@ class PairTensors:
 
 
 def _dump(request: pytest.FixtureRequest, side: str) -> Dump:
-    dump = llm_session(request.config).dump(side)
-    if dump is None:
+    plugin = _plugin(request.config)
+    if (plugin.settings.golden if side == "golden" else plugin.settings.my) is None:
         pytest.skip(f"no {side} dump: pass --llm-{side}=PATH")
-    return dump
+    from ..pipeline import SetupError
+
+    try:
+        return plugin.comparison().dump(side)
+    except SetupError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +75,7 @@ def llm_pair(request: pytest.FixtureRequest) -> PairTensors:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "llm_pair" in metafunc.fixturenames:
-        pairs = llm_session(metafunc.config).match().pairs
+        pairs = _plugin(metafunc.config).matched_pairs().pairs
         metafunc.parametrize("llm_pair", pairs, ids=[pair.key for pair in pairs], indirect=True)
 
 
@@ -83,7 +87,7 @@ def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
     ini rule > profile > dtype default; rules match ``name``, else the test id), adds the row to
     the session report and raises ``PrecisionError`` on failure.
     """
-    llm = llm_session(request.config)
+    comparison = _plugin(request.config).comparison()
     node = request.node
 
     def compare(
@@ -96,27 +100,22 @@ def llm_compare(request: pytest.FixtureRequest) -> Callable[..., CompareResult]:
         **thresholds: float,
     ) -> CompareResult:
         __tracebackhide__ = True
-        from ..assertions import PrecisionError, failure_message
-        from ..compare.metrics import as_tensor, compare_tensors
+        from ..assertions.checks import PrecisionError, check_precision
+        from ..compare.metrics import as_tensor
         from ..report.rows import comparison_row
-        from ..standards import Layer, judge
+        from ..standards import Layer
 
         g, m = as_tensor(golden, "golden"), as_tensor(my, "my")
         call = Layer.from_keywords("call argument", profile=standard, tolerance=tolerance, **thresholds)
-        chosen = llm.standard(
-            name or node.nodeid, g.dtype, m.dtype, node.get_closest_marker("llm_precision"), call
-        )
-        result = compare_tensors(g, m, tolerance=chosen.tolerance)
-        verdict = judge(result, chosen)
+        chosen = comparison.standard(name or node.nodeid, g.dtype, m.dtype, marker_layer(node), call)
         key = node.nodeid if name is None else f"{node.nodeid}::{name}"
-        rows = getattr(node, "llmprec_rows", None)
-        if rows is None:
-            rows = node.llmprec_rows = []
+        rows = node.__dict__.setdefault("llmprec_rows", [])
+        try:
+            result, verdict = check_precision(g, m, chosen, f"llm_compare {key}")
+        except PrecisionError as failure:
+            rows.append(comparison_row(key, None, "", None, None, failure.result, failure.verdict))
+            raise
         rows.append(comparison_row(key, None, "", None, None, result, verdict))
-        if not verdict.passed:
-            raise PrecisionError(
-                failure_message(f"llm_compare {key}", g, m, result, verdict), result, verdict
-            )
         return result
 
     return compare

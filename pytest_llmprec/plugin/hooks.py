@@ -1,39 +1,77 @@
-"""The hooks of a configured run: items, prefetching, row transport, reports, summary.
+"""The hooks of a configured run: items, read-ahead, row transport, reports, summary.
 
-The comparison session (``session.LlmSession``) is created on first need, so a run that uses
-no feature of this plugin never imports torch through it.
+The comparison (``pipeline.Comparison``) is created on first need, so a run that uses no feature of
+this plugin never imports torch through it. Every process (a serial run, each xdist worker, the
+xdist controller) builds it from the same settings; workers compare pairs and send their report
+rows to the controller on the test reports; only the controller (or the serial process) writes the
+report files and the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from .options import Settings
+from ..errors import LlmprecError
+from ..pipeline.settings import CompareSettings
+from ..standards import Layer
 
 if TYPE_CHECKING:
-    from .session import LlmSession
+    from ..pipeline import Comparison
+
+
+def marker_layer(item: pytest.Item) -> Layer | None:
+    """The override layer of the closest ``llm_precision`` marker of ``item``, or None."""
+    marker = item.get_closest_marker("llm_precision")
+    if marker is None:
+        return None
+    options = dict(marker.kwargs)
+    try:
+        return Layer.from_keywords("marker llm_precision", profile=options.pop("standard", None), **options)
+    except ValueError as exc:  # fails the marked test, not the run
+        raise LlmprecError(f"@pytest.mark.llm_precision: {exc}") from None
 
 
 class LlmPlugin:
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: CompareSettings) -> None:
         self.config = config
         self.settings = settings
-        self._session: LlmSession | None = None
+        self.is_worker = hasattr(config, "workerinput")
+        self._comparison: Comparison | None = None
+        self.report_paths: list[Path] = []
 
-    def session(self) -> LlmSession:
-        if self._session is None:
-            from .session import LlmSession
+    def comparison(self) -> Comparison:
+        if self._comparison is None:
+            from ..pipeline import Comparison, SetupError
 
-            self._session = LlmSession(self.config, self.settings)
-        return self._session
+            try:
+                self._comparison = Comparison(self.settings)
+            except SetupError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+            if self.is_worker and workers > 1:  # share the cores between the workers' comparisons
+                from ..compare.native import set_threads
 
-    def _active(self) -> LlmSession | None:
-        """The session if this run compares dumps or already used it."""
-        if self._session is None and self.settings.compares_dumps:
-            return self.session()
-        return self._session
+                set_threads(max(1, (os.cpu_count() or 1) // workers))
+        return self._comparison
+
+    def matched_pairs(self):
+        """The matched pairs; a dump that cannot be indexed or paired is a usage error."""
+        from ..pipeline import SetupError
+
+        try:
+            return self.comparison().match()
+        except SetupError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.settings.compares_dumps:  # here, so that the xdist controller reports it too
+            self.matched_pairs()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
@@ -41,7 +79,7 @@ class LlmPlugin:
             return
         from .items import comparison_items
 
-        added = comparison_items(session, self.session())
+        added = comparison_items(session, self)
         if added:  # before -k/-m deselection runs; reported like a collector's result
             items.extend(added)
             report = pytest.CollectReport("llm", "passed", None, added)
@@ -50,8 +88,9 @@ class LlmPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         pair = getattr(nextitem, "pair", None)
-        if self._session is not None and pair is not None:
-            self._session.prefetch(pair, nextitem.get_closest_marker("llm_precision"))
+        if self._comparison is not None and pair is not None:
+            with contextlib.suppress(LlmprecError):  # a bad marker fails that item when it runs
+                self._comparison.prefetch(pair, marker_layer(nextitem))
         yield
 
     @pytest.hookimpl(hookwrapper=True)
@@ -63,25 +102,26 @@ class LlmPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "llmprec_rows", None)
-        if rows and report.when == "call":
-            self.session().add_rows(rows)
+        if rows and report.when == "call" and not self.is_worker:
+            self.comparison().add_rows(rows)
 
-    def pytest_sessionfinish(self) -> None:
-        llm = self._active()
-        if llm is not None:
-            llm.write_reports()
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._comparison is None or self.is_worker or self.config.option.collectonly:
+            return
+        self.report_paths = self._comparison.write_reports()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        llm = self._active()
-        lines = llm.summary() if llm is not None else []
+        if self._comparison is None or self.is_worker:
+            return
+        lines = self._comparison.summary(self.report_paths)
         if lines:
             terminalreporter.section("llmprec")
             for line in lines:
                 terminalreporter.write_line(line)
 
     def pytest_unconfigure(self) -> None:
-        if self._session is not None:
-            self._session.close()
+        if self._comparison is not None:
+            self._comparison.close()
 
 
 STASH = pytest.StashKey[LlmPlugin]()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..assertions.messages import failure_message
-from ..errors import DumpFormatError
 from ..matching import Pair
-from ..report.rows import comparison_row, error_row
-from ..standards import judge
-from .session import LlmSession
+
+if TYPE_CHECKING:
+    from .hooks import LlmPlugin
 
 ID_PREFIX = "llm"
 PROPERTIES = ("cosine_similarity", "relative_euclidean_distance", "max_absolute_error", "kl_divergence")
@@ -23,7 +21,7 @@ class ComparisonFailure(Exception):
 
 
 class _LlmItem(pytest.Item):
-    llm: LlmSession
+    plugin: LlmPlugin
 
     def repr_failure(self, excinfo, style=None):
         if excinfo.errisinstance(ComparisonFailure):
@@ -38,49 +36,33 @@ class _LlmItem(pytest.Item):
 class PairItem(_LlmItem):
     """Compares one golden/my pair and records its report row."""
 
-    def __init__(self, *, pair: Pair, llm: LlmSession, **kwargs: Any) -> None:
+    def __init__(self, *, pair: Pair, plugin: LlmPlugin, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pair = pair
-        self.llm = llm
+        self.plugin = plugin
         self.add_marker("llm_compare")
 
     def runtest(self) -> None:
-        pair = self.pair
-        try:
-            done = self.llm.evaluation(pair, self.get_closest_marker("llm_precision"))
-        except (DumpFormatError, OSError) as exc:
-            self.llmprec_rows = [error_row(pair.key, pair.order, pair.token, pair.golden, pair.my, str(exc))]
-            raise ComparisonFailure(f"cannot read pair {pair.key}: {exc}") from None
-        result = done.result
-        verdict = judge(result, done.standard)
-        regressions = self.llm.baseline.check(pair.key, result) if self.llm.baseline else []
-        row = comparison_row(
-            pair.key, pair.order, pair.token, pair.golden, pair.my, result, verdict, regressions
-        )
-        self.llmprec_rows = [row]
-        self.user_properties += [(name, row[name]) for name in PROPERTIES] + [("verdict", row["verdict"])]
-        if verdict.passed and not regressions:
-            return
-        what = f"pair {pair.key}"
-        lines = (
-            [failure_message(what, done.golden, done.my, result, verdict)]
-            if not verdict.passed
-            else [f"{what} regressed against the baseline {self.llm.settings.baseline}"]
-        )
-        lines += [f"  FAILED {reason}" for reason in regressions]
-        lines += [f"  golden: {pair.golden.describe()}", f"  my:     {pair.my.describe()}"]
-        raise ComparisonFailure("\n".join(lines))
+        from .hooks import marker_layer
+
+        done = self.plugin.comparison().evaluation(self.pair, marker_layer(self))
+        self.llmprec_rows = [done.row]
+        if done.result is not None:
+            row = done.row
+            self.user_properties += [(name, row[name]) for name in PROPERTIES] + [("verdict", row["verdict"])]
+        if done.message is not None:
+            raise ComparisonFailure(done.message)
 
 
 class UnmatchedItem(_LlmItem):
     """Fails when tensors of either dump have no partner (only with --llm-fail-on-unmatched)."""
 
-    def __init__(self, *, llm: LlmSession, **kwargs: Any) -> None:
+    def __init__(self, *, plugin: LlmPlugin, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.llm = llm
+        self.plugin = plugin
 
     def runtest(self) -> None:
-        unmatched = self.llm.match().unmatched
+        unmatched = self.plugin.matched_pairs().unmatched
         lines = [f"{len(unmatched)} tensors have no partner (--llm-fail-on-unmatched):"]
         lines += [
             f"  {u.side}: token {u.record.token} {u.record.node} {u.record.leaf}: {u.reason}"
@@ -91,18 +73,16 @@ class UnmatchedItem(_LlmItem):
         raise ComparisonFailure("\n".join(lines))
 
 
-def comparison_items(session: pytest.Session, llm: LlmSession) -> list[pytest.Item]:
+def comparison_items(session: pytest.Session, plugin: LlmPlugin) -> list[pytest.Item]:
     """The items of a ``--llm-golden``/``--llm-my`` session, in execution order."""
-    if not llm.settings.compares_dumps:
-        return []
-    match = llm.match()
+    match = plugin.matched_pairs()
     items: list[pytest.Item] = [
         PairItem.from_parent(
-            session, name=f"{ID_PREFIX}/{p.key}", nodeid=f"{ID_PREFIX}/{p.key}", pair=p, llm=llm
+            session, name=f"{ID_PREFIX}/{p.key}", nodeid=f"{ID_PREFIX}/{p.key}", pair=p, plugin=plugin
         )
         for p in match.pairs
     ]
-    if llm.settings.fail_on_unmatched and match.unmatched:
+    if plugin.settings.fail_on_unmatched and match.unmatched:
         name = f"{ID_PREFIX}/unmatched"
-        items.append(UnmatchedItem.from_parent(session, name=name, nodeid=name, llm=llm))
+        items.append(UnmatchedItem.from_parent(session, name=name, nodeid=name, plugin=plugin))
     return items

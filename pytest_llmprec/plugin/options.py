@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ..pipeline.settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, CompareSettings
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
-from ..standards.thresholds import Rule, Threshold, parse_rules
+from ..standards.thresholds import Threshold, parse_rules
 
-DEFAULT_REPORT_DIR = "llmprec-report"
-DEFAULT_BASELINE_TOLERANCE = 0.1
+OPTION_NAMES = {
+    "golden": "--llm-golden",
+    "my": "--llm-my",
+    "tokens": "--llm-tokens",
+    "mapping_file": "--llm-mapping-file",
+    "baseline": "--llm-baseline",
+    "update_baseline": "--llm-update-baseline",
+    "report_dir": "--llm-report-dir",
+}
+"""Settings as the messages of a pytest run name them."""
 
 MARKERS = (
     "llm_compare: a golden/my tensor pair collected from --llm-golden/--llm-my dumps.",
@@ -112,31 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The plugin's settings: command line first, then ini, then defaults (reading them needs no torch)."""
-
-    golden: Path | None
-    my: Path | None
-    report_dir: Path
-    ini_standard: str | None
-    cli_standard: str | None
-    cli_thresholds: tuple[Threshold, ...]
-    tokens: str | None
-    select: tuple[str, ...]
-    mapping_file: Path | None
-    baseline: Path | None
-    baseline_tolerance: float
-    update_baseline: bool
-    fail_on_unmatched: bool
-    rules: tuple[Rule, ...]
-
-    @property
-    def compares_dumps(self) -> bool:
-        return self.golden is not None and self.my is not None
-
-
-def read_settings(config: pytest.Config) -> Settings:
+def read_settings(config: pytest.Config) -> CompareSettings:
     """Settings from ``config``; raises ``pytest.UsageError`` naming a bad option or ini value."""
     here = Path(config.invocation_params.dir)
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
@@ -169,7 +153,7 @@ def read_settings(config: pytest.Config) -> Settings:
             tolerance = float(text) if text else DEFAULT_BASELINE_TOLERANCE
         except ValueError:
             raise pytest.UsageError(f"ini llm_baseline_tolerance: {text!r} is not a number") from None
-    settings = Settings(
+    settings = CompareSettings(
         golden=path("llm_golden"),
         my=path("llm_my"),
         report_dir=path("llm_report_dir") or here / DEFAULT_REPORT_DIR,
@@ -184,6 +168,7 @@ def read_settings(config: pytest.Config) -> Settings:
         update_baseline=config.getoption("llm_update_baseline"),
         fail_on_unmatched=config.getoption("llm_fail_on_unmatched") or config.getini("llm_fail_on_unmatched"),
         rules=rules,
+        option_names=OPTION_NAMES,
     )
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")

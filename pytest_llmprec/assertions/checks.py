@@ -1,7 +1,9 @@
-"""The message of a failed precision check, shared by the assertions and the plugin's items.
+"""A precision check: compare, judge against a standard, and raise ``PrecisionError`` with a message
+that says what failed, by how much, and what would pass. Shared by the assertions, the plugin's
+``llm_compare`` fixture and the dump comparison pipeline.
 
-Importable without torch: elements over a bound are counted by the C kernel when both sides are
-raw reads of dump files (``formats.RawTensor``), and only otherwise with torch.
+Importable without torch: two raw reads of dump files (``formats.RawTensor``) are compared, and the
+elements over a bound counted, by the C kernel; other inputs go through torch.
 """
 
 from __future__ import annotations
@@ -9,12 +11,33 @@ from __future__ import annotations
 from typing import Any
 
 from ..compare import native
+from ..compare.dispatch import compare_any
 from ..compare.results import CompareResult
 from ..formats.raw_tensor import RawTensor
-from ..standards import Outcome, Verdict
+from ..standards import Outcome, Standard, Verdict, judge
 
 _ELEMENTWISE = {"max_absolute_error": "abs", "max_relative_error": "rel", "max_ulp_error": "ulp"}
 _ERROR_TEXT = {"abs": "|my - golden|", "rel": "relative error", "ulp": "error in ULP"}
+
+
+class PrecisionError(AssertionError):
+    """A precision check failed; ``result`` and ``verdict`` hold the details."""
+
+    def __init__(self, message: str, result: CompareResult, verdict: Verdict | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.verdict = verdict
+
+
+def check_precision(golden: Any, my: Any, standard: Standard, what: str) -> tuple[CompareResult, Verdict]:
+    """Compare ``my`` with ``golden``, judge the result against ``standard``; raise ``PrecisionError``
+    (naming ``what``) when it fails, else return the result and the verdict."""
+    __tracebackhide__ = True
+    result = compare_any(golden, my, tolerance=standard.tolerance)
+    verdict = judge(result, standard)
+    if not verdict.passed:
+        raise PrecisionError(failure_message(what, golden, my, result, verdict), result, verdict)
+    return result, verdict
 
 
 def count_exceeding(golden: Any, my: Any, kind: str, bound: float) -> int:

@@ -1,0 +1,89 @@
+"""The report files of a comparison and its terminal summary, from the rows of its evaluated pairs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..dumps.base import Dump
+from ..matching import MatchResult, Unmatched
+from ..report.baseline import write_baseline
+from ..report.csv_files import write_csv
+from ..report.rows import COLUMNS, row_sort_key
+from ..report.summary import summary_lines
+from .settings import CompareSettings
+
+UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
+
+
+def ordered_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows in execution order (hand-written comparisons last), numbered by ``data_id``."""
+    ordered = sorted(rows, key=row_sort_key)
+    for index, row in enumerate(ordered):
+        row["data_id"] = index
+    return ordered
+
+
+def write_reports(
+    settings: CompareSettings,
+    started: time.struct_time,
+    rows: Sequence[dict[str, Any]],
+    match: MatchResult | None,
+) -> list[Path]:
+    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv`` and, when asked, the baseline.
+
+    Nothing is written when no pair was compared and nothing is unmatched (a run that failed to
+    start, a collect-only run, a selection of nothing).
+    """
+    unmatched = match.unmatched if match is not None else []
+    if not rows and not unmatched:
+        return []
+    stamp = time.strftime("%Y%m%d%H%M%S", started)
+    folder = settings.report_dir
+    ordered = ordered_rows(rows)
+    written = [write_csv(folder / f"llmprec_cmp_report_{stamp}.csv", COLUMNS, ordered)]
+    if settings.compares_dumps and match is not None:
+        table = [_unmatched_row(u) for u in unmatched]
+        written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, table))
+    if settings.update_baseline and settings.baseline is not None:
+        written.append(write_baseline(settings.baseline, ordered))
+    return written
+
+
+def summary(
+    rows: Sequence[dict[str, Any]],
+    match: MatchResult | None,
+    dumps: Mapping[str, Dump],
+    report_paths: Iterable[Path] = (),
+) -> list[str]:
+    """The summary lines; none when nothing was compared or matched."""
+    if not rows and (match is None or not (match.pairs or match.unmatched)):
+        return []
+    counts = {"golden": 0, "my": 0}
+    notes: list[str] = []
+    if match is not None:
+        for unmatched in match.unmatched:
+            counts[unmatched.side] += 1
+        notes += match.notes
+    for side in ("golden", "my"):
+        dump = dumps.get(side)
+        if dump is not None and dump.problems:
+            first, count = dump.problems[0], len(dump.problems)
+            notes.append(f"{count} unreadable entries in the {side} dump, e.g. {first.path}: {first.message}")
+    paths = [str(path) for path in report_paths]
+    return summary_lines(sorted(rows, key=row_sort_key), counts, notes, paths)
+
+
+def _unmatched_row(unmatched: Unmatched) -> dict[str, Any]:
+    record = unmatched.record
+    return {
+        "side": unmatched.side,
+        "token_id": record.token,
+        "node": record.node,
+        "leaf": record.leaf,
+        "node_type": record.node_type,
+        "data_path": record.describe(),
+        "reason": unmatched.reason,
+    }
