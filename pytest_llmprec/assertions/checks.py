@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..compare import native
-from ..compare.dispatch import compare_any
+from ..compare.dispatch import compare_any, raw_comparable
 from ..compare.results import CompareResult
-from ..formats.raw_tensor import RawTensor
 from ..standards import Outcome, Standard, Verdict, judge
 
 _ELEMENTWISE = {"max_absolute_error": "abs", "max_relative_error": "rel", "max_ulp_error": "ulp"}
@@ -42,7 +41,7 @@ def check_precision(golden: Any, my: Any, standard: Standard, what: str) -> tupl
 
 def count_exceeding(golden: Any, my: Any, kind: str, bound: float) -> int:
     """How many elements finite on both sides have an error of ``kind`` above ``bound``."""
-    if isinstance(golden, RawTensor) and isinstance(my, RawTensor) and native.available():
+    if raw_comparable(golden, my):
         return native.count_exceeding_raw(golden, my, kind, bound)
     from ..compare.metrics import count_exceeding as count_with_torch
 

@@ -157,7 +157,10 @@ def count_exceeding_raw(golden: RawTensor, my: RawTensor, kind: str, bound: floa
 
 
 def compare_raw(golden: RawTensor, my: RawTensor, *, tolerance: Tolerance | None = None) -> CompareResult:
-    """``compare_tensors`` for two raw reads, without torch (the C kernel must be built)."""
+    """``compare_tensors`` for two raw reads, without torch (the C kernel must be built); both must
+    hold their elements in the same order (``RawTensor.same_order``)."""
+    if not golden.same_order(my):
+        raise ValueError(f"{golden.path} and {my.path} store their elements in different orders")
     g_side, m_side = Side(golden.dtype, golden.shape), Side(my.dtype, my.shape)
     tol = tolerance or default_tolerance(golden.dtype, my.dtype)
     ulp = UlpGrid.of(my.dtype)
@@ -165,4 +168,4 @@ def compare_raw(golden: RawTensor, my: RawTensor, *, tolerance: Tolerance | None
     def accumulate() -> dict[str, float]:
         return accumulate_buffers(Buffer(golden.data, golden.dtype), Buffer(my.data, my.dtype), 0, ulp, tol)
 
-    return compare_sides(g_side, m_side, tol, accumulate)
+    return compare_sides(g_side, m_side, tol, accumulate, golden.unravel if golden.strides else None)

@@ -88,10 +88,16 @@ def default_tolerance(golden_dtype: Any, my_dtype: Any) -> Tolerance:
 
 
 def compare_sides(
-    golden: Side, my: Side, tol: Tolerance, accumulate: Callable[[], dict[str, float]]
+    golden: Side,
+    my: Side,
+    tol: Tolerance,
+    accumulate: Callable[[], dict[str, float]],
+    unravel: Callable[[int], tuple[int, ...]] | None = None,
 ) -> CompareResult:
     """The result of a pair: incomparable when the element counts differ, else computed from
-    ``accumulate()`` over both sides flattened (noting different shapes)."""
+    ``accumulate()`` over both sides flattened (noting different shapes). ``unravel`` turns the
+    accumulated position of the worst element into its index (default: row-major in the golden's
+    shape)."""
     g_count, m_count = math.prod(golden.shape), math.prod(my.shape)
     if g_count != m_count:
         reason = (
@@ -102,7 +108,7 @@ def compare_sides(
     note = ""
     if golden.shape != my.shape:
         note = f"shapes differ (golden {list(golden.shape)}, my {list(my.shape)}); compared flattened"
-    return _finalize(accumulate(), golden, my, tol, note)
+    return _finalize(accumulate(), golden, my, tol, note, unravel)
 
 
 def _side_stats(acc: dict[str, float], prefix: str) -> tuple[float, float, float]:
@@ -154,7 +160,14 @@ def unravel_index(flat_index: int, shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(reversed(index))
 
 
-def _finalize(acc: dict[str, float], golden: Side, my: Side, tol: Tolerance, note: str = "") -> CompareResult:
+def _finalize(
+    acc: dict[str, float],
+    golden: Side,
+    my: Side,
+    tol: Tolerance,
+    note: str = "",
+    unravel: Callable[[int], tuple[int, ...]] | None = None,
+) -> CompareResult:
     """The result from the accumulators of the whole pair."""
     n = int(acc["both_finite"])
     mismatch = int(acc["nonfinite_mismatch"])
@@ -183,7 +196,8 @@ def _finalize(acc: dict[str, float], golden: Side, my: Side, tol: Tolerance, not
             "max_ulp_error": acc["max_ulp"],
             "tolerance_pass_rate": acc["within_tolerance"] / n,
         }
-        worst = unravel_index(int(acc["worst_index"]), golden.shape)
+        position = int(acc["worst_index"])
+        worst = unravel(position) if unravel is not None else unravel_index(position, golden.shape)
     fail_reason = ""
     if mismatch:
         fail_reason = (

@@ -1,10 +1,11 @@
 """Torch-free reading of the common dump files, for comparisons that never need a torch tensor.
 
 ``read_raw`` gives a memory-mapped view of the elements of a zip-format ``torch.save`` file
-holding one bare contiguous tensor, of a C-order ``.npy`` file or of a row-major ATB ``.bin``
-file, together with its dtype name and shape. For anything else it returns None and the caller
-loads the file with ``load_tensor`` (which also produces every error message): a raw read never
-raises for the file's content and never runs code from it (``torch_zip`` reads torch pickles).
+holding one bare dense tensor (a transposed view too), of a ``.npy`` file (C or Fortran order) or
+of a row-major ATB ``.bin`` file, with its dtype name, shape and strides. For anything else it
+returns None and the caller loads the file with ``load_tensor`` (which also produces every error
+message): a raw read never raises for the file's content and never runs code from it
+(``torch_zip`` reads torch pickles).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from ..dtypes import KERNEL_DTYPES, NUMPY_CODES, dtype_facts
 from . import atb_header, sniff
 from .layout_codes import PLAIN_FORMATS
-from .raw_tensor import RawTensor
+from .raw_tensor import RawTensor, dense_strides
 from .torch_zip import bare_tensor_layout
 
 RAW_DTYPES = KERNEL_DTYPES
@@ -39,7 +40,7 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
             kind = sniff.suffix_format(path) or sniff.head_format(handle.read(sniff.HEAD_BYTES))
             if kind not in _LAYOUTS:
                 return None
-            dtype, shape, start = _LAYOUTS[kind](path, handle)
+            dtype, shape, start, strides = _LAYOUTS[kind](path, handle)
             size = os.fstat(handle.fileno()).st_size
             nbytes = dtype_facts(dtype).itemsize * math.prod(shape)
             if start + nbytes > size:
@@ -47,7 +48,7 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
             data = memoryview(b"") if nbytes == 0 else _mapped(handle, start, nbytes)
     except Exception:  # whatever the content: load_tensor reads it again and explains the problem
         return None
-    return RawTensor(data, dtype, shape, path)
+    return RawTensor(data, dtype, shape, path, strides=strides)
 
 
 def _mapped(handle, start: int, nbytes: int) -> memoryview:
@@ -65,7 +66,7 @@ def _atb_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
         raise _Declined  # device layouts and packed int4 need converting
     if name not in RAW_DTYPES:
         raise _Declined
-    return name, layout.dims, layout.header.length
+    return name, layout.dims, layout.header.length, None
 
 
 # --- .npy ---------------------------------------------------------------------------------------
@@ -83,10 +84,13 @@ def _npy_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
     name = NUMPY_CODES.get(dtype.str[1:])
     if name not in RAW_DTYPES or dtype.str[0] == ">":  # structured dtypes have no code
         raise _Declined
-    if fortran and len(shape) > 1:
-        raise _Declined
-    return name, tuple(int(size) for size in shape), handle.tell()
+    shape = tuple(int(size) for size in shape)
+    strides = None
+    if fortran and len(shape) > 1:  # column-major: the first index varies fastest
+        strides = tuple(math.prod(shape[:axis]) for axis in range(len(shape)))
+    return name, shape, handle.tell(), dense_strides(shape, strides) if strides else None
 
 
 _LAYOUTS = {"atb": _atb_layout, "npy": _npy_layout, "torch": bare_tensor_layout, "zip": bare_tensor_layout}
-"""Format -> (path, open file) -> (dtype name, shape, payload offset); raising declines the file."""
+"""Format -> (path, open file) -> (dtype name, shape, payload offset, dense strides or None); raising
+declines the file."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dtypes import KERNEL_DTYPES, dtype_facts
+from .raw_tensor import dense_strides
 
 MAX_PICKLE = 1 << 16
 """Larger ``data.pkl`` entries are left to torch (a bare tensor's pickle is a few hundred bytes)."""
@@ -170,7 +171,9 @@ def storage_records_intact(path: str | os.PathLike[str]) -> bool:
     return all(_stored_intact(entries.get(f"{prefix}data/{key}"), n) for key, n in census.needed.items())
 
 
-def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
+def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int, tuple[int, ...] | None]:
+    """(dtype name, shape, payload offset, dense strides or None) of the one tensor in the file;
+    ``NotABareTensor`` for anything else (containers, views with gaps, compressed records)."""
     with zipfile.ZipFile(handle) as archive:
         entries, prefix = _pickle_entry(archive)
         order = entries.get(prefix + "byteorder")
@@ -183,8 +186,10 @@ def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
         raise NotABareTensor
     itemsize = dtype_facts(tensor.dtype).itemsize
     storage_bytes = tensor.storage.nbytes(itemsize)
-    if not _contiguous(tensor.size, tensor.stride):
-        raise NotABareTensor
+    try:
+        strides = dense_strides(tensor.size, tensor.stride)
+    except ValueError:
+        raise NotABareTensor from None
     if (tensor.offset + math.prod(tensor.size)) * itemsize > storage_bytes:
         raise NotABareTensor
     info = entries.get(f"{prefix}data/{tensor.storage.key}")
@@ -196,15 +201,4 @@ def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
         raise NotABareTensor
     name_length, extra_length = struct.unpack("<HH", local[26:30])
     start = info.header_offset + 30 + name_length + extra_length
-    return tensor.dtype, tensor.size, start + tensor.offset * itemsize
-
-
-def _contiguous(size: tuple[int, ...], stride: tuple[int, ...]) -> bool:
-    if len(size) != len(stride):
-        return False
-    expected = 1
-    for dim, step in zip(reversed(size), reversed(stride), strict=True):
-        if dim != 1 and step != expected:
-            return False
-        expected *= dim
-    return True
+    return tensor.dtype, tensor.size, start + tensor.offset * itemsize, strides

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..assertions.checks import PrecisionError, check_precision
-from ..compare import native
+from ..compare.dispatch import raw_comparable
 from ..errors import DumpFormatError
 from ..report.rows import comparison_row, error_row
 
@@ -37,10 +37,11 @@ class EvaluatedPair:
 
 
 def read_pair(pair: Pair) -> tuple[Any, Any]:
-    """Both tensors of ``pair``: raw reads (no torch) when both files allow one and the C kernel is
-    built, else torch tensors. Raises the reader's ``DumpFormatError`` (or ``OSError``)."""
+    """Both tensors of ``pair``: raw reads (no torch) when both files allow one in the same element
+    order and the C kernel is built, else torch tensors. Raises the reader's ``DumpFormatError``
+    (or ``OSError``)."""
     golden, my = pair.golden.load_raw(), pair.my.load_raw()
-    if golden is None or my is None or not native.available():
+    if not raw_comparable(golden, my):
         golden, my = pair.golden.load(), pair.my.load()
     return golden, my
 

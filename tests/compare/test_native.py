@@ -110,6 +110,37 @@ def test_raw_reads_of_files_compare_like_loaded_tensors(tmp_path):
     assert_same(native.compare_raw(read_raw(g), read_raw(m)), compare_tensors(load_tensor(g), load_tensor(m)))
 
 
+def test_transposed_views_compare_raw_like_the_loaded_tensors(tmp_path):
+    golden = torch.randn(8, 300, generator=torch.Generator().manual_seed(0))
+    my = golden * 1.001
+    my[5, 17] += 1.0  # the worst element, at a position the transposed bytes hold elsewhere
+    for name, tensor in {"g": golden.t(), "m": my.to(torch.bfloat16).t()}.items():
+        torch.save(tensor, tmp_path / f"{name}.pt")
+    g, m = read_raw(tmp_path / "g.pt"), read_raw(tmp_path / "m.pt")
+    assert g.same_order(m) and g.strides == (1, 300)
+    result = native.compare_raw(g, m)
+    assert result.worst_index == (17, 5)
+    want = compare_tensors(load_tensor(tmp_path / "g.pt"), load_tensor(tmp_path / "m.pt")).as_dict()
+    for name, value in result.as_dict().items():  # sums in another order: equal to rounding
+        if isinstance(value, float):
+            assert math.isclose(value, want[name], rel_tol=1e-12, abs_tol=1e-300), name
+        else:
+            assert value == want[name], name
+
+
+def test_raw_reads_in_different_orders_are_compared_through_torch(tmp_path):
+    from pytest_llmprec.compare.dispatch import compare_any, raw_comparable
+
+    golden = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    torch.save(golden.t(), tmp_path / "g.pt")
+    torch.save(golden.t().contiguous(), tmp_path / "m.pt")
+    g, m = read_raw(tmp_path / "g.pt"), read_raw(tmp_path / "m.pt")
+    assert not raw_comparable(g, m)
+    with pytest.raises(ValueError, match="different orders"):
+        native.compare_raw(g, m)
+    assert compare_any(g, m).max_absolute_error == 0.0
+
+
 def test_a_raw_read_converts_to_the_loaded_tensor(tmp_path):
     torch.save(torch.arange(6.0).reshape(2, 3), tmp_path / "a.pt")
     raw = read_raw(tmp_path / "a.pt")

@@ -12,7 +12,7 @@ from pytest_llmprec.report.csv_files import cell, read_csv, write_csv
 
 
 @pytest.mark.parametrize(
-    "text", ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\tTAB", "\rCR", "=HYPERLINK(\"x\")"]
+    "text", ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\tTAB", "\rCR", '=HYPERLINK("x")']
 )
 def test_text_a_spreadsheet_would_run_is_quoted(text):
     assert cell(text) == "'" + text
