@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..registry import register_op
-from ._common import as_index, choice, count_inputs, deq_scale, fail, flag, integer, number, scalar
+from ._common import as_index, choice, count_inputs, deq_scale, fail, flag, integer, number, prod, scalar
 
 SELF_ATTENTION = "SelfAttentionOperation"
 PAGED_ATTENTION = "PagedAttentionOperation"
@@ -56,7 +56,10 @@ def _heads(op: str, params: Mapping[str, Any]) -> tuple[int, int]:
 def _split_heads(op: str, what: str, tensor: torch.Tensor, rows: int, heads: int) -> torch.Tensor:
     """``tensor`` as ``[rows, heads, size]`` (from ``[rows, heads * size]``, ``[rows, heads, size]``
     or ``[batch, seq, heads, size]``)."""
-    flat = tensor.reshape(rows, -1) if tensor.numel() and rows else tensor.reshape(rows, 0)
+    if rows and tensor.numel() % rows:
+        raise fail(op, f"{what} of shape {list(tensor.shape)} does not hold {rows} tokens")
+    width = tensor.numel() // rows if rows else prod(tensor.shape[1:])
+    flat = tensor.reshape(rows, width)
     if flat.shape[1] % heads:
         raise fail(op, f"{what} of shape {list(tensor.shape)} does not split into {heads} heads")
     return flat.reshape(rows, heads, flat.shape[1] // heads)
