@@ -49,11 +49,11 @@ def kv_cache(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]) -> list[
     ends = _lengths(KV_CACHE, "tokenOffset", token_offset, batch)
     if (ends < lengths).any() or (ends > max_seq).any():
         raise fail(KV_CACHE, f"tokenOffset must lie in [seqLen, {max_seq}] for every batch")
-    rows = new_kv.reshape(new_kv.shape[0], -1) if new_kv.dim() > 1 else new_kv
-    if rows.shape != (int(lengths.sum()), hidden):
+    if new_kv.dim() < 2 or new_kv.numel() != int(lengths.sum()) * hidden:
         raise fail(
             KV_CACHE, f"newKv has shape {list(new_kv.shape)}, expected [{int(lengths.sum())}, {hidden}]"
         )
+    rows = new_kv.reshape(int(lengths.sum()), hidden)
     sequence, position = _positions(lengths)
     result = cache.clone()
     result[layer, sequence, ends[sequence] - lengths[sequence] + position] = rows.to(result.dtype)
