@@ -175,8 +175,9 @@ def deq_scale(tensor: torch.Tensor) -> torch.Tensor:
     """
     if tensor.is_floating_point():
         return tensor.to(torch.float64)
-    bits = tensor.detach().cpu().numpy().astype(np.int64) & 0xFFFFFFFF
-    return torch.from_numpy(bits.astype(np.uint32).view(np.float32).astype(np.float64))
+    bits = tensor.detach().cpu().reshape(-1).numpy().astype(np.int64) & 0xFFFFFFFF
+    values = bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    return torch.from_numpy(values).reshape(tensor.shape)
 
 
 def to_int8(values: torch.Tensor) -> torch.Tensor:

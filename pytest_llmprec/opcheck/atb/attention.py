@@ -356,6 +356,8 @@ def paged_attention(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]) -
     t = dict(zip(names, inputs, strict=True))
     heads, kv_heads = _heads(op, params)
     q_in = t["q"]
+    if q_in.dim() not in (2, 3):
+        raise fail(op, f"q must be [tokens, heads, headSize] or [tokens, hidden], got {list(q_in.shape)}")
     tokens = q_in.shape[0]
     q = _split_heads(op, "q", q_in, tokens, heads)
     q_scale = number(params, op, "qScale", 0.0)

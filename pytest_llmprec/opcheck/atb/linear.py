@@ -17,7 +17,7 @@ LINEAR_SPARSE = "LinearSparseOperation"
 _PER_TOKEN = 2
 
 
-def fold_weight(weight: torch.Tensor) -> torch.Tensor:
+def fold_weight(op: str, weight: torch.Tensor) -> torch.Tensor:
     """A 4-D FRACTAL_NZ weight ``[b, c1, rows, c0]`` as ND ``[rows, c1 * c0]`` (``[b, ...]`` for b > 1).
 
     The padding rows and columns stay; other ranks are returned unchanged.
@@ -25,7 +25,10 @@ def fold_weight(weight: torch.Tensor) -> torch.Tensor:
     if weight.dim() != 4:
         return weight
     batch, c1, rows, c0 = weight.shape
-    matrix = nz_to_nd(weight, (batch, rows, c1 * c0))
+    try:
+        matrix = nz_to_nd(weight, (batch, rows, c1 * c0))
+    except ValueError as exc:
+        raise fail(op, f"the 4-D (FRACTAL_NZ) weight cannot be folded: {exc}") from None
     return matrix[0] if batch == 1 else matrix
 
 
@@ -45,7 +48,7 @@ def matmul(
     if x.is_floating_point() != weight.is_floating_point():
         raise fail(op, f"x ({x.dtype}) and weight ({weight.dtype}) must both be floating or both be integer")
     a = _transposed(x) if transpose_a else x
-    b = fold_weight(weight)
+    b = fold_weight(op, weight)
     b = _transposed(b) if transpose_b else b
     k = a.shape[-1]
     if b.shape[-2] > k and weight.dim() == 4:
@@ -155,7 +158,9 @@ def linear_sparse(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]) -> 
     ``[x, weight, bias, deqScale(, compressIdx)]``; only an uncompressed (dense) weight can be checked."""
     x, weight, bias, scale = inputs[:4]
     transpose_b = flag(params, LINEAR_SPARSE, "transposeB", True)
-    dense = fold_weight(weight)
+    if x.dim() < 2:
+        raise fail(LINEAR_SPARSE, f"x must have at least 2 dimensions, got {list(x.shape)}")
+    dense = fold_weight(LINEAR_SPARSE, weight)
     k_axis = -1 if transpose_b else -2
     k = x.shape[-2] if flag(params, LINEAR_SPARSE, "transposeA", False) else x.shape[-1]
     if dense.dim() < 2 or dense.shape[k_axis] != k:

@@ -96,6 +96,8 @@ def sort(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]) -> list[torc
     """The ``num[0]`` largest values of the last axis in descending order and their int32 indices
     (ties in index order)."""
     x = inputs[0]
+    if x.dim() == 0:
+        raise fail(SORT, "x must have at least one dimension")
     num = integers(params, SORT, "num")
     if len(num) != 1 or not 0 < num[0] <= x.shape[-1]:
         raise fail(SORT, f"parameter num={num} must be one value in [1, {x.shape[-1]}]")
