@@ -22,21 +22,90 @@ ATB_OPS = sorted(
 )
 
 KEYS = [
-    "activationType", "geluMode", "scale", "dim", "elewiseType", "outTensorType", "layerType", "headNum",
-    "kvHeadNum", "calcType", "maskType", "kvcacheCfg", "quantType", "hasQuantOffset", "compressType",
-    "transposeA", "transposeB", "hasBias", "outDataType", "rotaryCoeff", "splitNum", "splitDim", "splitSizes",
-    "concatDim", "axis", "batchDims", "offsets", "size", "perm", "transdataType", "outCrops", "multiples",
-    "stride", "offset", "starts", "ends", "strides", "axes", "reduceType", "num", "withMask", "value", "outDim",
-    "depth", "indexType", "topkExpertNum", "cumSumNum", "numSamples", "randSeed", "topk", "randSeeds",
-    "topkToppSamplingType", "rank", "rankRoot", "rankSize", "allReduceType", "backend", "type", "hasResidual",
-    "kvCacheCfg", "qkScale", "clampType", "batchRunStatusEnable", "mlaVHeadSize",
+    "activationType",
+    "geluMode",
+    "scale",
+    "dim",
+    "elewiseType",
+    "outTensorType",
+    "layerType",
+    "headNum",
+    "kvHeadNum",
+    "calcType",
+    "maskType",
+    "kvcacheCfg",
+    "quantType",
+    "hasQuantOffset",
+    "compressType",
+    "transposeA",
+    "transposeB",
+    "hasBias",
+    "outDataType",
+    "rotaryCoeff",
+    "splitNum",
+    "splitDim",
+    "splitSizes",
+    "concatDim",
+    "axis",
+    "batchDims",
+    "offsets",
+    "size",
+    "perm",
+    "transdataType",
+    "outCrops",
+    "multiples",
+    "stride",
+    "offset",
+    "starts",
+    "ends",
+    "strides",
+    "axes",
+    "reduceType",
+    "num",
+    "withMask",
+    "value",
+    "outDim",
+    "depth",
+    "indexType",
+    "topkExpertNum",
+    "cumSumNum",
+    "numSamples",
+    "randSeed",
+    "topk",
+    "randSeeds",
+    "topkToppSamplingType",
+    "rank",
+    "rankRoot",
+    "rankSize",
+    "allReduceType",
+    "backend",
+    "type",
+    "hasResidual",
+    "kvCacheCfg",
+    "qkScale",
+    "clampType",
+    "batchRunStatusEnable",
+    "mlaVHeadSize",
 ]
 VALUES = st.one_of(
-    st.integers(-3, 6), st.floats(-2, 2), st.booleans(), st.lists(st.integers(-2, 5), max_size=4),
-    st.sampled_from(["sum", "max", "hccl", "lcoc", ""]), st.none(),
-    st.fixed_dictionaries({}, optional={"quantType": st.integers(-1, 3), "epsilon": st.floats(0, 1),
-                                        "hasBias": st.booleans(), "dynamicQuantType": st.integers(0, 3),
-                                        "rstd": st.booleans(), "asymmetric": st.booleans(), "varAttr": st.floats(-2, 2)}),
+    st.integers(-3, 6),
+    st.floats(-2, 2),
+    st.booleans(),
+    st.lists(st.integers(-2, 5), max_size=4),
+    st.sampled_from(["sum", "max", "hccl", "lcoc", ""]),
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "quantType": st.integers(-1, 3),
+            "epsilon": st.floats(0, 1),
+            "hasBias": st.booleans(),
+            "dynamicQuantType": st.integers(0, 3),
+            "rstd": st.booleans(),
+            "asymmetric": st.booleans(),
+            "varAttr": st.floats(-2, 2),
+        },
+    ),
 )
 SECTIONS = ["normParam", "preNormParam", "postNormParam", "quantParam", "mulsParam"]
 DTYPES = [torch.float16, torch.float32, torch.bfloat16, torch.int8, torch.int32, torch.int64]
@@ -60,7 +129,9 @@ def test_the_atb_set_is_registered():
 
 
 @pytest.mark.parametrize("op", ATB_OPS)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(inputs=junk_inputs(), params=st.dictionaries(st.sampled_from(KEYS + SECTIONS), VALUES, max_size=6))
 def test_bad_inputs_raise_only_opcheck_error(op, inputs, params):
     try:
@@ -89,7 +160,9 @@ def test_with_dtypes_gives_the_original_dtypes():
         seen.append((list(dtypes), [t.dtype for t in inputs]))
         return [inputs[0]]
 
-    (out,) = reference("TestDtypesOperation", [torch.ones(2, dtype=torch.bfloat16), torch.ones(2, dtype=torch.int8)])
+    (out,) = reference(
+        "TestDtypesOperation", [torch.ones(2, dtype=torch.bfloat16), torch.ones(2, dtype=torch.int8)]
+    )
     assert seen == [([torch.bfloat16, torch.int8], [torch.float64, torch.int8])]
     assert out.dtype == torch.bfloat16
 
@@ -101,9 +174,17 @@ def test_self_attention_mask_factor_depends_on_the_input_dtype():
     mask = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
     params = {"headNum": 2, "kvHeadNum": 1, "calcType": 3, "maskType": 1}
     seq = torch.tensor([2])
-    binary = reference("SelfAttentionOperation", [q.bfloat16(), k.bfloat16(), v.bfloat16(), mask.bfloat16(), seq],
-                       params, dtype=torch.float64)[0]
-    additive = reference("SelfAttentionOperation", [q.half(), k.half(), v.half(), mask.half(), seq],
-                         params, dtype=torch.float64)[0]
+    binary = reference(
+        "SelfAttentionOperation",
+        [q.bfloat16(), k.bfloat16(), v.bfloat16(), mask.bfloat16(), seq],
+        params,
+        dtype=torch.float64,
+    )[0]
+    additive = reference(
+        "SelfAttentionOperation",
+        [q.half(), k.half(), v.half(), mask.half(), seq],
+        params,
+        dtype=torch.float64,
+    )[0]
     assert binary[0].abs().max() == 0  # bf16: the 1 masks key 1 out
     assert 0.5 < float(additive[0, 0, 0]) < 1  # fp16: the 1 is a +1 bias on key 1

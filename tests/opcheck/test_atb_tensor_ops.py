@@ -65,15 +65,19 @@ def test_cumsum(seed, dtype, axis, exclusive, reverse):
     assert reference("CumsumOperation", [x], params)[0].dtype == dtype
 
 
-@given(seed=SEEDS, dtype=FLOATS, k=st.integers(1, 6))
-def test_sort_keeps_the_k_largest_with_int32_indices(seed, dtype, k):
-    x = randint(seed, (3, 6), -3, 4).to(dtype)  # ties on purpose
+@given(seed=SEEDS, dtype=FLOATS, width=st.sampled_from([6, 40]), nan=st.booleans(), data=st.data())
+def test_sort_keeps_the_k_largest_with_int32_indices(seed, dtype, width, nan, data):
+    k = data.draw(st.integers(1, width))
+    x = randint(seed, (3, width), -3, 4).to(dtype)  # ties on purpose
+    if nan:
+        x[1, 2] = float("nan")
     values, indices = reference("SortOperation", [x], {"num": [k]})
     assert values.dtype == dtype and indices.dtype == torch.int32
     for row in range(3):
-        order = sorted(range(6), key=lambda i: (-float(x[row, i]), i))[:k]
+        key = [float("inf") if torch.isnan(x[row, i]) else float(x[row, i]) for i in range(width)]
+        order = sorted(range(width), key=lambda i: (-key[i], i))[:k]
         assert indices[row].tolist() == order
-        assert values[row].tolist() == [float(x[row, i]) for i in order]
+        torch.testing.assert_close(values[row], x[row, order], rtol=0, atol=0, equal_nan=True)
 
 
 @given(seed=SEEDS, dtype=FLOATS)

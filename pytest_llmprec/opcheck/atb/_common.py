@@ -222,3 +222,24 @@ def ceil_div(value: int, block: int) -> int:
 
 def prod(values: Sequence[int]) -> int:
     return math.prod(int(v) for v in values)
+
+
+def top_k(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest values of the last axis, descending, ties in index order, and their indices.
+
+    Equal to the first ``k`` of a stable descending sort, at the cost of ``topk`` plus a sort of
+    ``k`` candidates (NaN rows fall back to the full sort).
+    """
+    largest = torch.topk(x, k, dim=-1).values
+    if largest.isnan().any():  # topk ranks NaN first, so a NaN anywhere shows here
+        order = torch.sort(x, dim=-1, descending=True, stable=True)
+        return order.values[..., :k], order.indices[..., :k]
+    threshold = largest[..., -1:]
+    above = x > threshold
+    tied = x == threshold
+    room = k - above.sum(-1, keepdim=True)
+    chosen = above | (tied & (torch.cumsum(tied.to(torch.int32), -1) <= room))
+    index = torch.nonzero(chosen.reshape(-1, x.shape[-1]))[:, 1].reshape(*x.shape[:-1], k)
+    values = x.gather(-1, index)
+    order = torch.sort(values, dim=-1, descending=True, stable=True)
+    return order.values, index.gather(-1, order.indices)

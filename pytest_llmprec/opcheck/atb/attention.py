@@ -33,16 +33,16 @@ def attend(
 
     ``bias`` broadcasts to ``[H, s, t]`` and is added after scaling and clamping.
     """
-    group = q.shape[1] // k.shape[1]
-    k = k.repeat_interleave(group, dim=1)
-    v = v.repeat_interleave(group, dim=1)
-    scores = torch.einsum("shd,thd->hst", q, k) * scale
+    tokens, heads, size = q.shape
+    kv_heads, group = k.shape[1], heads // k.shape[1]
+    grouped = q.reshape(tokens, kv_heads, group, size)  # head h = kv head h // group
+    scores = torch.einsum("skgd,tkd->kgst", grouped, k).reshape(heads, tokens, k.shape[0]) * scale
     if clamp is not None:
         scores = scores.clamp(clamp[0], clamp[1])
     if bias is not None:
         scores = scores + bias
-    weights = torch.softmax(scores, dim=-1)
-    return torch.einsum("hst,thd->shd", weights, v)
+    weights = torch.softmax(scores, dim=-1).reshape(kv_heads, group, tokens, k.shape[0])
+    return torch.einsum("kgst,tkd->skgd", weights, v).reshape(tokens, heads, v.shape[2])
 
 
 def _heads(op: str, params: Mapping[str, Any]) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..registry import register_op
-from ._common import choice, fail, integer, integers
+from ._common import choice, fail, integer, integers, top_k
 
 MULTINOMIAL = "MultinomialOperation"
 TOPK_TOPP = "TopkToppSamplingOperation"
@@ -137,11 +137,11 @@ def topk_topp_sampling(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]
         )
     probs = _probabilities(TOPK_TOPP, inputs[0])
     rows, vocab = probs.shape
-    order = torch.sort(probs, dim=-1, descending=True, stable=True)
-    sorted_probs, sorted_index = order.values, order.indices
     kind = _sampling_type(params)
     if kind == _SINGLE:
-        return _single(params, sorted_probs, sorted_index, _column(TOPK_TOPP, "topp", inputs[1], rows))
+        return _single(params, probs, _column(TOPK_TOPP, "topp", inputs[1], rows))
+    order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    sorted_probs, sorted_index = order.values, order.indices
     topk = _column(TOPK_TOPP, "topk", inputs[1], rows).to(torch.int64)
     if ((topk < 0) | (topk >= vocab)).any():
         raise fail(TOPK_TOPP, f"topk values must lie in [0, {vocab})")
@@ -186,17 +186,15 @@ def topk_topp_sampling(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]
     return outputs
 
 
-def _single(
-    params: Mapping[str, Any], sorted_probs: torch.Tensor, sorted_index: torch.Tensor, topp: torch.Tensor
-) -> list[torch.Tensor]:
+def _single(params: Mapping[str, Any], probs: torch.Tensor, topp: torch.Tensor) -> list[torch.Tensor]:
     """Type 0: keep the ``topk`` largest; threshold ``u_row * (cumulative mass below topp)`` with
     ``u_row`` the row-th uniform after ``srand(randSeed)``; the sample is the count of cumulative
     values at or below the threshold."""
-    rows, vocab = sorted_probs.shape
+    rows, vocab = probs.shape
     topk = integer(params, TOPK_TOPP, "topk", 100)
     if not 0 < topk <= vocab:
         raise fail(TOPK_TOPP, f"parameter topk={topk} must lie in [1, {vocab}]")
-    top_probs, top_index = sorted_probs[:, :topk], sorted_index[:, :topk]
+    top_probs, top_index = top_k(probs, topk)
     cumulative = torch.cumsum(top_probs, -1)
     last = ((cumulative < topp.to(torch.float64)).sum(-1, keepdim=True) - 1).clamp(min=0)
     threshold = cumulative.gather(1, last) * uniforms(

@@ -22,6 +22,7 @@ from ._common import (
     like_input,
     numbers,
     scalar,
+    top_k,
 )
 
 SOFTMAX = "SoftmaxOperation"
@@ -101,8 +102,8 @@ def sort(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]) -> list[torc
     num = integers(params, SORT, "num")
     if len(num) != 1 or not 0 < num[0] <= x.shape[-1]:
         raise fail(SORT, f"parameter num={num} must be one value in [1, {x.shape[-1]}]")
-    order = torch.sort(x, dim=-1, descending=True, stable=True)
-    return [order.values[..., : num[0]], order.indices[..., : num[0]].to(torch.int32)]
+    values, indices = top_k(x, num[0])
+    return [values, indices.to(torch.int32)]
 
 
 @register_op(WHERE, inputs=3, output_dtype=like_input(1))
