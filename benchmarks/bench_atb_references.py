@@ -6,7 +6,7 @@ For each operator, one process times (best of ``--repeats``):
              copy plus one element-wise op, one matmul, or one batched attention, as named.
 The ratio reference / baseline is the overhead of the reference over that floor.
 
-Run: python benchmarks/bench_atb_references.py [--tokens 512] [--hidden 4096] [--repeats 3]
+Run: python benchmarks/bench_atb_references.py [--tokens 512] [--hidden 4096] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def _attention(batch: int, heads: int, rows: int, columns: int, size: int) -> Ca
     q = torch.randn(batch, heads, rows, size, dtype=torch.float64)
     k = torch.randn(batch, heads, columns, size, dtype=torch.float64)
     return lambda: torch.softmax(q @ k.transpose(-1, -2), -1) @ k
+
+
+def _after(first: Callable[[], object], second: Callable[[], object]) -> Callable[[], object]:
+    return lambda: (first(), second())
 
 
 def cases(tokens: int, hidden: int) -> list[tuple[str, str, list, dict, str, Callable[[], object]]]:
@@ -147,8 +151,8 @@ def cases(tokens: int, hidden: int) -> list[tuple[str, str, list, dict, str, Cal
                 torch.full((pa_batch,), context, dtype=torch.int32),
             ],
             {"headNum": heads, "kvHeadNum": kv_heads},
-            "batched attention",
-            _attention(pa_batch, heads, 1, context, size),
+            "widen caches + batched attention",
+            _after(_widened_elementwise(k_cache, k_cache), _attention(pa_batch, heads, 1, context, size)),
         ),
         (
             "ReshapeAndCacheOperation",
@@ -224,7 +228,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--hidden", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, tokens {args.tokens}, hidden {args.hidden}")
     print(f"{'operator':26} {'case':52} {'reference ms':>13} {'baseline ms':>12} {'ratio':>6}  baseline")
