@@ -138,12 +138,6 @@ def count_inputs(op: str, inputs: Sequence[torch.Tensor], expected: int, layout:
         raise fail(op, f"expected {expected} inputs ({layout}) for these parameters, got {len(inputs)}")
 
 
-def same_shape(op: str, what: str, got: Sequence[int], expected: Sequence[int]) -> None:
-    """Check a shape; the message names the tensor and both shapes."""
-    if tuple(got) != tuple(expected):
-        raise fail(op, f"{what} has shape {list(got)}, expected {list(expected)}")
-
-
 def broadcast(op: str, *tensors: torch.Tensor) -> list[torch.Tensor]:
     """``tensors`` broadcast to one shape, or an error naming the shapes."""
     try:
@@ -214,10 +208,6 @@ def like_input(index: int = 0):
         return [inputs[index].dtype]
 
     return rule
-
-
-def ceil_div(value: int, block: int) -> int:
-    return -(-value // block)
 
 
 def prod(values: Sequence[int]) -> int:
