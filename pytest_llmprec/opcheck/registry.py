@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 ReferenceFunction = Callable[..., "Sequence[torch.Tensor]"]
 """``function(inputs, params) -> outputs``: ``inputs`` are float64 CPU copies of the floating inputs
 (other dtypes kept as they are), ``params`` the operator's parameters; the outputs are returned in
-float64 (or their integer dtype) and cast by ``reference`` to the operator's output dtypes."""
+float64 (or their integer dtype) and cast by ``reference`` to the operator's output dtypes.
+A function registered with ``with_dtypes=True`` is also given ``dtypes=``, the original dtypes
+of the inputs, for operators whose maths depends on them."""
 
 
 class OpcheckError(LlmprecError, ValueError):
@@ -31,7 +33,8 @@ class OpcheckError(LlmprecError, ValueError):
 @dataclass(frozen=True)
 class OpSpec:
     """A registered operator: its reference, the parameters it needs, its in-place output indices,
-    and the number of inputs it takes (``None``: any number)."""
+    the number of inputs it takes (``None``: any number), and whether the function wants the
+    original input dtypes."""
 
     op_type: str
     function: ReferenceFunction
@@ -39,6 +42,7 @@ class OpSpec:
     inplace_outputs: tuple[int, ...] = ()
     inputs: tuple[int, int | None] | None = None
     output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None
+    with_dtypes: bool = False
 
 
 _REGISTRY: dict[str, OpSpec] = {}
@@ -52,19 +56,27 @@ def register_op(
     inplace_outputs: Sequence[int] = (),
     inputs: int | tuple[int, int | None] | None = None,
     output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None,
+    with_dtypes: bool = False,
 ) -> Callable[[ReferenceFunction], ReferenceFunction]:
     """Decorator registering ``function(inputs, params) -> outputs`` as the reference of ``op_type``.
 
     ``inputs``: the exact number of inputs, or ``(least, most)`` with ``most`` None for no limit.
     ``output_dtype(inputs, params)`` gives the dtypes of the outputs (default: every output takes
-    the dtype of the first floating input, integer outputs keep theirs). A later registration of
-    the same ``op_type`` replaces the earlier one.
+    the dtype of the first floating input, integer outputs keep theirs). ``with_dtypes``: call
+    ``function(inputs, params, dtypes=...)`` with the original input dtypes. A later registration
+    of the same ``op_type`` replaces the earlier one.
     """
     count = (inputs, inputs) if isinstance(inputs, int) else inputs
 
     def decorate(function: ReferenceFunction) -> ReferenceFunction:
         _REGISTRY[op_type] = OpSpec(
-            op_type, function, tuple(required_params), tuple(inplace_outputs), count, output_dtype
+            op_type,
+            function,
+            tuple(required_params),
+            tuple(inplace_outputs),
+            count,
+            output_dtype,
+            with_dtypes,
         )
         return function
 
@@ -127,7 +139,10 @@ def reference(
     originals = list(inputs)
     wide = [_widened(tensor) for tensor in originals]
     try:
-        outputs = list(found.function(wide, params))
+        if found.with_dtypes:
+            outputs = list(found.function(wide, params, dtypes=[t.dtype for t in originals]))
+        else:
+            outputs = list(found.function(wide, params))
     except OpcheckError:
         raise
     except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -1,1 +1,0 @@
-"""Operator references: atb (being written)."""
