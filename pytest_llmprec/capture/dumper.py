@@ -351,11 +351,20 @@ class Dumper:
     def _dump_weights(self) -> None:
         """Queue ``weights/root.<name>.pth`` for the selected parameters and buffers (persistent or
         not, e.g. a rotary ``inv_freq``), one copy at a time."""
-        tensors = [*self.root.named_parameters(prefix=ROOT), *self.root.named_buffers(prefix=ROOT)]
-        for name, parameter in tensors:
+        tensors = [
+            *self.root.named_parameters(prefix=ROOT, remove_duplicate=False),
+            *self.root.named_buffers(prefix=ROOT, remove_duplicate=False),
+        ]
+        written: dict[int, str] = {}  # a tied tensor (lm_head and embedding) is linked, not copied
+        for name, tensor in tensors:
             if self.config.selects_name(name) or self.config.selects_name(name.rsplit(".", 1)[0]):
-                (copy,) = host_copies([parameter])
-                self.writer.save_tensor(str(self.dir / WEIGHTS_FOLDER / f"{name}.pth"), copy)
+                path = str(self.dir / WEIGHTS_FOLDER / f"{name}.pth")
+                if id(tensor) in written:
+                    self.writer.link(written[id(tensor)], path)
+                    continue
+                (copy,) = host_copies([tensor])
+                self.writer.save_tensor(path, copy)
+                written[id(tensor)] = path
 
     # ----- end -------------------------------------------------------------------------------
     def flush(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..formats.fx_sidecar import UnknownArgument, decode_value
-from .registry import OpcheckError, OpSpec, register_resolver
+from .registry import NotCheckable, OpcheckError, OpSpec, register_resolver
 
 PREFIX = "aten."
 UNINITIALISED = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
@@ -87,7 +87,7 @@ def _call(
     arguments become float64 and devices the CPU."""
     reason = not_checkable_reason(target, params)
     if reason is not None:
-        raise OpcheckError(f"not checkable: {reason}")
+        raise NotCheckable(f"not checkable: {reason}")
     op = aten_op(target)
     tensors = [tensor.clone() for tensor in inputs]  # in-place ops must not change the caller's copies
     adapt = _widen_argument if widen else (lambda value: value)
@@ -96,7 +96,7 @@ def _call(
             args = adapt(decode_value(list(params[ARGS]), tensors))
             kwargs = adapt(decode_value({"dict": dict(params.get(KWARGS) or {})}, tensors))
         except UnknownArgument as exc:
-            raise OpcheckError(f"not checkable: {exc}") from None
+            raise NotCheckable(f"not checkable: {exc}") from None
         except (ValueError, TypeError) as exc:
             raise OpcheckError(f"{target}: bad recorded arguments: {exc}") from None
     else:

@@ -34,6 +34,11 @@ class OpcheckError(LlmprecError, ValueError):
     """An operator cannot be checked: unknown type, missing or wrong parameter, wrong inputs."""
 
 
+class NotCheckable(OpcheckError):
+    """The operator call has no reference by its nature (a random op, a feature the reference
+    does not model), as opposed to bad inputs or parameters."""
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """A registered operator: its reference, the parameters it needs, its in-place output indices,

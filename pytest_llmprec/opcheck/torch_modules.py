@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .registry import INPUT_DTYPES, OpcheckError, register_op
+from .registry import INPUT_DTYPES, NotCheckable, OpcheckError, register_op
 
 Tensors = Sequence[torch.Tensor]
 Weights = Mapping[str, torch.Tensor]
@@ -59,7 +59,7 @@ def linear(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list
 def embedding(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list[torch.Tensor]:
     """Rows of ``weight`` at the integer ids (``max_norm`` renormalisation is not supported)."""
     if params.get("max_norm") is not None:
-        raise OpcheckError("Embedding: max_norm renormalises the weight in place; not supported")
+        raise NotCheckable("Embedding: max_norm renormalises the weight in place; not supported")
     ids = inputs[0]
     if ids.is_floating_point():
         raise OpcheckError(f"Embedding: the ids must be integers, got {ids.dtype}")
@@ -289,7 +289,7 @@ def rotary_embedding(inputs: Tensors, params: Mapping[str, Any], weights: Weight
     ``cat(angle, angle)`` times ``attention_scaling`` (default 1)."""
     rope_type = str(params.get("rope_type", "default"))
     if rope_type in ("dynamic", "longrope") or rope_type.startswith("dynamic"):
-        raise OpcheckError(f"rotary embedding: rope_type {rope_type!r} changes inv_freq during forward")
+        raise NotCheckable(f"rotary embedding: rope_type {rope_type!r} changes inv_freq during forward")
     positions = inputs[1]
     angle = (positions[..., None].to(torch.float32) * weights["inv_freq"].to(torch.float32)).double()
     emb = torch.cat((angle, angle), dim=-1)
