@@ -7,17 +7,19 @@ import sys
 
 from .capture import exec as capture_exec
 from .capture import logits as capture_logits
+from .opcheck import cli as opcheck_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmprec",
         description="LLM inference precision tools: capture dumps without code changes. "
-        "Comparisons run as tests: pytest --llm-golden=GOLDEN --llm-my=MINE.",
+        "Comparisons run as tests: pytest --llm-golden=GOLDEN --llm-my=MINE; operator checks: llmprec opcheck -i DUMP.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     capture_exec.add_parser(subparsers)
     capture_logits.add_parser(subparsers)
+    opcheck_cli.add_parser(subparsers)
     return parser
 
 

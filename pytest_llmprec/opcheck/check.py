@@ -58,6 +58,7 @@ class CaseResult:
     reason: str = ""
     message: str = ""
     standard: str = DEFAULT_NAME
+    count_differs: bool = False
     reference_seconds: float = 0.0
     compare_seconds: float = 0.0
 
@@ -158,6 +159,7 @@ def check_case(
         result.standard = checks[0].verdict.standard.name
     problems = []
     if len(outputs) != len(references):
+        result.count_differs = True
         problems.append(f"{len(outputs)} outputs for {len(references)} reference outputs")
     failed = [check for check in checks if not check.verdict.passed]
     if failed or problems:
