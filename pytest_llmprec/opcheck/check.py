@@ -148,12 +148,26 @@ def check_case(
         return _error(case, f"cannot read the outputs: {exc}")
     except Exception as exc:  # a user's kernel may raise anything; the session goes on
         return _error(case, f"the kernel raised {type(exc).__name__}: {exc}")
+    result = check_outputs(case, references, outputs, layers=layers, metrics=metrics)
+    result.reference_seconds = reference_seconds
+    return result
+
+
+def check_outputs(
+    case: OpCase,
+    references: Sequence[torch.Tensor],
+    outputs: Sequence[torch.Tensor],
+    *,
+    layers: Sequence[Layer] = (),
+    metrics: Sequence[str] = OPTIONAL_METRICS,
+) -> CaseResult:
+    """Compare ``outputs`` with ``references`` (float64) output by output and judge the case."""
     started = time.perf_counter()
     checks = [
         _check_output(case, j, ref, out, layers, metrics)
         for j, (ref, out) in enumerate(zip(references, outputs, strict=False))
     ]
-    result = CaseResult(case, PASSED, checks, reference_seconds=reference_seconds)
+    result = CaseResult(case, PASSED, checks)
     result.compare_seconds = time.perf_counter() - started
     if checks:
         result.standard = checks[0].verdict.standard.name
@@ -220,7 +234,8 @@ def _check_output(
         what = f"opcheck {case.case_id} ({case.op_type}) output {index}"
         lines = [failure_message(what, ref, out, result, verdict)]
         lines.append(f"  msit opcheck standard: {msit_line(check)}")
-        lines.append(f"  operator folder: {case.path}")
+        if case.path:
+            lines.append(f"  operator folder: {case.path}")
         check.message = "\n".join(lines)
     return check
 
