@@ -89,19 +89,38 @@ def _restored(tensor: torch.Tensor, dtype_name: str | None) -> torch.Tensor:
     return tensor.to(dtype) if isinstance(dtype, torch.dtype) else tensor
 
 
-def _load(records: Sequence[TensorRecord], dtypes: Sequence[str | None]) -> list[torch.Tensor]:
+INFER_BF16_MIN = 16
+"""FX files without recorded dtypes: a float32 tensor of at least this many elements whose every
+value is a bfloat16 value is taken for the bfloat16 tensor numpy could not save."""
+
+
+def _inferred(tensor: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    if tensor.dtype != torch.float32 or tensor.numel() < INFER_BF16_MIN:
+        return tensor
+    low_bits = tensor.contiguous().view(torch.int32) & 0xFFFF
+    return tensor.to(torch.bfloat16) if not bool(low_bits.any()) else tensor
+
+
+def _load(records: Sequence[TensorRecord], dtypes: Sequence[str | None], infer: bool) -> list[torch.Tensor]:
     dtypes = list(dtypes) + [None] * (len(records) - len(dtypes))
-    return [_restored(record.load(), dtype) for record, dtype in zip(records, dtypes, strict=False)]
+    tensors = []
+    for record, dtype in zip(records, dtypes, strict=False):
+        tensor = record.load()
+        tensors.append(_restored(tensor, dtype) if dtype or not infer else _inferred(tensor))
+    return tensors
 
 
 def load_inputs(case: OpCase) -> list[torch.Tensor]:
-    """The case's dumped inputs, on the CPU, in their original dtypes."""
-    return _load(case.inputs, case.input_dtypes)
+    """The case's dumped inputs, on the CPU, in their original dtypes (FX dumps without a sidecar:
+    bfloat16 inferred from float32 files holding only bfloat16 values)."""
+    return _load(case.inputs, case.input_dtypes, case.kind == "fx")
 
 
 def load_outputs(case: OpCase) -> list[torch.Tensor]:
-    """The case's dumped outputs, on the CPU, in their original dtypes."""
-    return _load(case.outputs, case.output_dtypes)
+    """The case's dumped outputs, on the CPU, in their original dtypes (as ``load_inputs``)."""
+    return _load(case.outputs, case.output_dtypes, case.kind == "fx")
 
 
 def load_weights(case: OpCase) -> dict[str, torch.Tensor]:
