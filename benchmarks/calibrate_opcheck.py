@@ -70,7 +70,11 @@ def cases(dtype: torch.dtype, generator: torch.Generator):
     yield "softmax 1024", torch.softmax(scores, -1), torch.softmax(scores.double(), -1)
     inv_freq = 1.0 / (10000 ** (torch.arange(0, 128, 2, dtype=torch.float32) / 128))
     positions = torch.arange(8192).reshape(1, -1)
-    yield "rotary 8192 positions", rotary_hf(inv_freq, positions, dtype), rotary_reference(inv_freq, positions)
+    yield (
+        "rotary 8192 positions",
+        rotary_hf(inv_freq, positions, dtype),
+        rotary_reference(inv_freq, positions),
+    )
     table, ids = randn(32000, 1024), torch.randint(0, 32000, (64,), generator=generator)
     yield "embedding", F.embedding(ids, table), F.embedding(ids, table.double())
 
@@ -107,7 +111,8 @@ def figures(actual: torch.Tensor, reference: torch.Tensor) -> str:
     standard = opcheck_standard(actual.dtype, reference)
     tol = standard.tolerance
     ok = err <= tol.atol + tol.rtol * r.abs()
-    return f"rel/eps {rel:8.3f}  abs/eps·rms {absolute:8.3f}  red/eps {red:7.4f}  pass {float(ok.double().mean()):.6f}"
+    share = float(ok.double().mean())
+    return f"rel/eps {rel:8.3f}  abs/eps·rms {absolute:8.3f}  red/eps {red:7.4f}  pass {share:.6f}"
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmprec",
         description="LLM inference precision tools: capture dumps without code changes. "
-        "Comparisons run as tests: pytest --llm-golden=GOLDEN --llm-my=MINE; operator checks: llmprec opcheck -i DUMP.",
+        "Comparisons run as tests: pytest --llm-golden=GOLDEN --llm-my=MINE; "
+        "operator checks: llmprec opcheck -i DUMP.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     capture_exec.add_parser(subparsers)

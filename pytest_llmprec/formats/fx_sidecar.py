@@ -93,7 +93,7 @@ def decode_value(value: Any, tensors: list[Any]) -> Any:
         return [decode_value(item, tensors) for item in value]
     if not isinstance(value, dict) or len(value) != 1:
         raise ValueError(f"malformed argument {value!r}")
-    (kind, payload), = value.items()
+    ((kind, payload),) = value.items()
     if kind == "tensor":
         if not isinstance(payload, int) or not 0 <= payload < len(tensors):
             raise ValueError(f"tensor index {payload!r} out of range (the op has {len(tensors)} tensors)")

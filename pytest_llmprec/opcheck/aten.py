@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -137,7 +137,7 @@ def _dtype(name: str) -> torch.dtype:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _spec(target: str) -> OpSpec | None:
     if aten_op(target) is None:
         return None

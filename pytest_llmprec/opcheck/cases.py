@@ -188,7 +188,9 @@ class CaseIndex:
             self._cases[key] = self._build(records) if records else None
         return self._cases[key]
 
-    def cases(self, ids: Iterable[str] | str | None = None, names: Iterable[str] | str | None = None) -> list[OpCase]:
+    def cases(
+        self, ids: Iterable[str] | str | None = None, names: Iterable[str] | str | None = None
+    ) -> list[OpCase]:
         """Every case in execution order; ``ids`` (msit ``-ids``) and ``names`` (``-opname``) filter."""
         id_patterns = _split(ids)
         name_patterns = [name.lower() for name in _split(names)]
@@ -252,7 +254,9 @@ class CaseIndex:
     def _atb_case(self, records: list[TensorRecord], found: OpSpec) -> OpCase:
         first = records[0]
         op_id = atb_op_id(first.node)
-        case = self._base(records, "atb", f"{self._prefix(first.token, first.rank)}{op_id}_{first.node_type}", op_id)
+        case = self._base(
+            records, "atb", f"{self._prefix(first.token, first.rank)}{op_id}_{first.node_type}", op_id
+        )
         case.path = _op_folder(first)
         phases = {record.leaf.split("/", 1)[0] for record in records}
         source = "before" if "before" in phases else "after"
@@ -335,7 +339,17 @@ class CaseIndex:
                 case.bad_input = True
                 return
             inputs += [
-                TensorRecord(str(path), case.token, case.node, f"{source}/intensor{k}", "input", k, case.op_type, 0, rank)
+                TensorRecord(
+                    str(path),
+                    case.token,
+                    case.node,
+                    f"{source}/intensor{k}",
+                    "input",
+                    k,
+                    case.op_type,
+                    0,
+                    rank,
+                )
                 for k, path in files
             ]
         case.inputs = inputs
@@ -343,7 +357,9 @@ class CaseIndex:
     # torch ------------------------------------------------------------------------------------------
     def _torch_case(self, records: list[TensorRecord], found: OpSpec) -> OpCase:
         first = records[0]
-        case = self._base(records, "torch", f"{self._prefix(first.token, first.rank)}{first.node}", first.node)
+        case = self._base(
+            records, "torch", f"{self._prefix(first.token, first.rank)}{first.node}", first.node
+        )
         case.path = os.path.dirname(first.path)
         module_name = _module_name(first.node)
         wanted = (*found.weights, *found.optional_weights)
@@ -355,7 +371,10 @@ class CaseIndex:
             from ..capture.dumper import module_attributes
 
             case.params = module_attributes(module)
-            held = {**dict(module.named_parameters(recurse=False)), **dict(module.named_buffers(recurse=False))}
+            held = {
+                **dict(module.named_parameters(recurse=False)),
+                **dict(module.named_buffers(recurse=False)),
+            }
             case.weights = {name: held[name] for name in wanted if held.get(name) is not None}
         else:
             case.params = dict(self._attributes_of(first.rank).get(module_name, {}))
@@ -472,7 +491,9 @@ def find_cases(
 def _split(value: Iterable[str] | str | None) -> list[str]:
     if value is None:
         return []
-    items = value.split(",") if isinstance(value, str) else [part for item in value for part in item.split(",")]
+    items = (
+        value.split(",") if isinstance(value, str) else [part for item in value for part in item.split(",")]
+    )
     return [item.strip() for item in items if item.strip()]
 
 
@@ -530,4 +551,3 @@ def _read_json(path: str) -> Any:
             return json.loads(handle.read(), parse_constant=lambda _constant: None)
     except (OSError, ValueError, RecursionError):
         return None
-

@@ -89,9 +89,7 @@ def case_reference(
     return reference(case.op_type, inputs, case.params, weights=weights, dtype=wanted)
 
 
-def deciding_standard(
-    dtype: Any, reference_output: torch.Tensor, layers: Sequence[Layer] = ()
-) -> Standard:
+def deciding_standard(dtype: Any, reference_output: torch.Tensor, layers: Sequence[Layer] = ()) -> Standard:
     """The standard that decides an output: the last layer naming a profile (``default``: the
     opcheck default, ``msit``: msit's table, others: that comparison profile), then every layer's
     thresholds and tolerance in order."""

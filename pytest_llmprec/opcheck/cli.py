@@ -20,7 +20,9 @@ def add_parser(subparsers: Any) -> None:
         description="Recompute each operator of a dump (ATB, torch hook or FX dump) from its dumped inputs "
         "and compare its outputs; writes llmprec_opcheck_report_{time}.csv.",
     )
-    parser.add_argument("-i", "--input", required=True, help="dump folder (for ATB: at or below a token folder)")
+    parser.add_argument(
+        "-i", "--input", required=True, help="dump folder (for ATB: at or below a token folder)"
+    )
     parser.add_argument("-o", "--output", default=".", help="existing folder for the report (default .)")
     parser.add_argument(
         "-ids", "--operation-ids", default="", help="only these op ids and their descendants, e.g. 3,5_1"
@@ -36,10 +38,15 @@ def add_parser(subparsers: Any) -> None:
         choices=("abs", "cos_sim", "kl"),
         help="extra msit metric columns",
     )
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes, 1..8 (ignored with -rerun)")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=1, help="worker processes, 1..8 (ignored with -rerun)"
+    )
     parser.add_argument("-device", "--device-id", type=int, default=0, help="NPU to use with -rerun")
     parser.add_argument(
-        "-rerun", "--atb-rerun", action="store_true", help="re-execute ATB ops on the NPU (needs torch_npu, ATB)"
+        "-rerun",
+        "--atb-rerun",
+        action="store_true",
+        help="re-execute ATB ops on the NPU (needs torch_npu, ATB)",
     )
     parser.add_argument(
         "--standard", default="default", choices=("default", "msit"), help="the standard deciding exit status"

@@ -187,7 +187,9 @@ def reference(
     originals = list(inputs)
     wide = [_widened(tensor) for tensor in originals]
     known = (*found.weights, *found.optional_weights)
-    held = {name: _widened(tensor) for name, tensor in weights.items() if name in known and tensor is not None}
+    held = {
+        name: _widened(tensor) for name, tensor in weights.items() if name in known and tensor is not None
+    }
     call_params = {**params, INPUT_DTYPES: [tensor.dtype for tensor in originals]}
     try:
         if found.takes_weights:

@@ -140,7 +140,9 @@ def report_path(folder: Path, started: time.struct_time | None = None) -> Path:
     return folder / f"{REPORT_PREFIX}{stamp}.csv"
 
 
-def write_report(path: Path, rows: Sequence[dict[str, Any]], metrics: Iterable[str] = ("abs", "cos_sim", "kl")) -> Path:
+def write_report(
+    path: Path, rows: Sequence[dict[str, Any]], metrics: Iterable[str] = ("abs", "cos_sim", "kl")
+) -> Path:
     """Write ``rows`` (from ``case_rows``) to ``path`` atomically, in execution order."""
     ordered = sorted(rows, key=row_sort_key)
     return write_csv(path, columns(metrics), ordered)

@@ -103,11 +103,15 @@ def summary_lines(
 ) -> list[str]:
     """The terminal summary: counts by status, the failed cases, what had no reference."""
     counts = Counter(result.status for result in results)
-    parts = [f"{counts[status]} {status}" for status in (PASSED, FAILED, ERROR, NOT_CHECKABLE) if counts[status]]
+    parts = [
+        f"{counts[status]} {status}" for status in (PASSED, FAILED, ERROR, NOT_CHECKABLE) if counts[status]
+    ]
     lines = [f"{len(results)} operator cases checked: " + (", ".join(parts) or "none")]
     bad = [result for result in results if result.status in (FAILED, ERROR)]
     for result in bad[:SUMMARY_LISTED]:
-        lines.append(f"  {result.status.upper()} {result.case.case_id} ({result.case.op_type}): {result.reason}")
+        lines.append(
+            f"  {result.status.upper()} {result.case.case_id} ({result.case.op_type}): {result.reason}"
+        )
     if len(bad) > SUMMARY_LISTED:
         lines.append(f"  ... and {len(bad) - SUMMARY_LISTED} more (see the report)")
     unchecked = [r for r in results if r.status == NOT_CHECKABLE]

@@ -8,7 +8,8 @@ reference. Every element must be within ``rtol·|ref| + atol``, with ``rtol`` a 
 dtype (eps = 2**-mantissa bits: one to two units of last place per eps) and ``atol`` a few eps of
 the tensor's root mean square (what cancellation in a float32 accumulation may lose), and the
 relative Euclidean distance must stay within a few eps (``BOUNDS``, ``HALF_BOUNDS``).
-Integer and bool outputs must be exact. docs/opcheck.md shows the measurements (benchmarks/calibrate_opcheck.py) behind the numbers.
+Integer and bool outputs must be exact. docs/opcheck.md shows the measurements
+(benchmarks/calibrate_opcheck.py) behind the numbers.
 """
 
 from __future__ import annotations
@@ -61,10 +62,17 @@ def opcheck_standard(dtype: Any, reference: torch.Tensor | None = None) -> Stand
 
 
 def _rms(reference: torch.Tensor) -> float:
+    """Root mean square of the finite values (one norm pass; a masked pass only for non-finite data)."""
+    import math
+
     import torch
 
-    if reference.numel() == 0:
+    count = reference.numel()
+    if count == 0:
         return 0.0
-    values = reference.detach().to(torch.float64)
-    values = values[torch.isfinite(values)]
-    return float(values.pow(2).mean().sqrt()) if values.numel() else 0.0
+    values = reference.detach()
+    norm = float(torch.linalg.vector_norm(values, dtype=torch.float64))
+    if math.isfinite(norm):
+        return norm / math.sqrt(count)
+    finite = values[torch.isfinite(values)].to(torch.float64)
+    return float(finite.pow(2).mean().sqrt()) if finite.numel() else 0.0

@@ -110,9 +110,13 @@ class OpcheckPlugin:
         layer = _command_line_layer(config)
         return [
             OpcheckItem.from_parent(
-                session, name=f"{ID_PREFIX}/{case.case_id}", nodeid=f"{ID_PREFIX}/{case.case_id}",
-                case=case, layer=layer, skip_bad_input=self.skip_bad_input,
-            )  # fmt: skip
+                session,
+                name=f"{ID_PREFIX}/{case.case_id}",
+                nodeid=f"{ID_PREFIX}/{case.case_id}",
+                case=case,
+                layer=layer,
+                skip_bad_input=self.skip_bad_input,
+            )
             for case in self.plan.cases
         ]
 
@@ -305,7 +309,9 @@ class OpcheckFixture:
         op = op_type or (marker.args[0] if marker is not None and marker.args else None)
         op = op or (marker.kwargs.get("op_type") if marker is not None else None)
         if not op:
-            raise pytest.UsageError("opcheck.check: name the operator: @pytest.mark.opcheck('OpType') or op_type=")
+            raise pytest.UsageError(
+                "opcheck.check: name the operator: @pytest.mark.opcheck('OpType') or op_type="
+            )
         chosen = dict(marker.kwargs.get("params") or {}) if marker is not None else {}
         chosen.update(params or {})
         tensors = list(inputs) if inputs is not None else list(self._inputs)

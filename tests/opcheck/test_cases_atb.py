@@ -107,7 +107,9 @@ def test_collective_op_takes_every_ranks_inputs_in_rank_order(tmp_path, register
 
 
 def test_collective_op_with_a_missing_rank_is_bad_input(tmp_path, registered):
-    registered("AllGatherOperation", required_params=("rankSize",))(lambda inputs, params: [torch.stack(inputs)])
+    registered("AllGatherOperation", required_params=("rankSize",))(
+        lambda inputs, params: [torch.stack(inputs)]
+    )
     folder = token_folder(tmp_path) / "0_AllGatherOperation"
     write_op(folder, [x(4)], [x(2, 4)], {"rank": 0, "rankRoot": 0, "rankSize": 2})
     (case,) = find_cases(load_dump(token_folder(tmp_path)))

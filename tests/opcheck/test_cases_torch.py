@@ -55,7 +55,10 @@ def test_every_module_of_an_honest_bf16_llama_passes(honest_dump):
     types = {case.op_type for case in cases}
     assert types == {"Embedding", "LlamaRotaryEmbedding", "LlamaRMSNorm", "Linear", "SiLUActivation"}
     assert len(cases) == 1 + 1 + 2 * (2 + 4 + 3 + 1) + 1 + 1
-    assert [case.case_id for case in cases[:2]] == ["token0/root.model.embed_tokens", "token0/root.model.rotary_emb"]
+    assert [case.case_id for case in cases[:2]] == [
+        "token0/root.model.embed_tokens",
+        "token0/root.model.rotary_emb",
+    ]
     results = [check_case(case) for case in cases]
     assert [r.case.node for r in results if r.status != PASSED] == []
     # msit's bf16 level (2**-8 relative) is below the double rounding of HF's RMSNorm (normalised
@@ -95,7 +98,9 @@ def test_a_scaled_norm_weight_fails_its_case_against_the_reference_model(tmp_pat
         model.model.layers[1].post_attention_layernorm.weight.mul_(1.05)
     dump = capture(tmp_path, model)  # no weights dumped: they come from the honest model
     found = statuses(dump, model=honest)
-    assert [node for node, status in found.items() if status != PASSED] == [f"{LAYER1}.post_attention_layernorm"]
+    assert [node for node, status in found.items() if status != PASSED] == [
+        f"{LAYER1}.post_attention_layernorm"
+    ]
 
 
 def test_rotary_buffer_rounded_to_bf16_fails_against_the_float32_model(tmp_path):

@@ -112,12 +112,16 @@ def test_junit_properties(pytester, dump):
 def test_standard_and_threshold_options(pytester, dump):
     strict = pytester.runpytest(f"--llm-opcheck={dump}", "--llm-opcheck-ids=0", "--llm-max-ulp=0")
     strict.assert_outcomes(passed=1)  # exact output
-    loose = pytester.runpytest(f"--llm-opcheck={dump}", "--llm-opcheck-ids=1_0", "--llm-min-pass-rate=0", "--llm-max-red=0.1")
+    loose = pytester.runpytest(
+        f"--llm-opcheck={dump}", "--llm-opcheck-ids=1_0", "--llm-min-pass-rate=0", "--llm-max-red=0.1"
+    )
     loose.assert_outcomes(passed=1)
 
 
 def test_bad_input_can_be_skipped(pytester, dump):
-    result = pytester.runpytest(f"--llm-opcheck={dump}", "--llm-opcheck-skip-bad-input", "--llm-opcheck-ids=2")
+    result = pytester.runpytest(
+        f"--llm-opcheck={dump}", "--llm-opcheck-skip-bad-input", "--llm-opcheck-ids=2"
+    )
     result.assert_outcomes(skipped=1)
 
 

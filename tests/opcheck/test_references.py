@@ -59,7 +59,9 @@ def test_rms_norms(x, eps, data):
         close(ours, ws * rms(xs, eps), rtol=1e-9, atol=1e-9)
     (gemma,) = reference("GemmaRMSNorm", [x], {"eps": eps}, weights={"weight": w}, dtype=torch.float64)
     close(gemma, (1 + ws) * rms(xs, eps), rtol=1e-9, atol=1e-9)
-    (plain,) = reference("RMSNorm", [x], {"normalized_shape": [x.shape[-1]], "eps": None}, dtype=torch.float64)
+    (plain,) = reference(
+        "RMSNorm", [x], {"normalized_shape": [x.shape[-1]], "eps": None}, dtype=torch.float64
+    )
     close(plain, rms(xs, torch.finfo(x.dtype).eps), rtol=1e-9, atol=1e-9)
 
 
@@ -129,12 +131,16 @@ def test_rotary_embedding(dtype, dim, positions, scaling):
     x = torch.zeros(1, len(positions), 4, dtype=dtype)
     pos = torch.tensor([positions])
     params = {"attention_scaling": scaling, "rope_type": "default"}
-    cos, sin = reference("LlamaRotaryEmbedding", [x, pos], params, weights={"inv_freq": inv_freq}, dtype=torch.float64)
+    cos, sin = reference(
+        "LlamaRotaryEmbedding", [x, pos], params, weights={"inv_freq": inv_freq}, dtype=torch.float64
+    )
     angle = (np.array(positions, dtype=np.float32)[:, None] * inv_freq.numpy()).astype(np.float64)
     emb = np.concatenate([angle, angle], -1)[None]
     close(cos, np.cos(emb) * scaling, rtol=1e-12, atol=1e-12)
     close(sin, np.sin(emb) * scaling, rtol=1e-12, atol=1e-12)
-    assert [t.dtype for t in reference("Qwen2RotaryEmbedding", [x, pos], params, weights={"inv_freq": inv_freq})] == [dtype, dtype]
+    assert [
+        t.dtype for t in reference("Qwen2RotaryEmbedding", [x, pos], params, weights={"inv_freq": inv_freq})
+    ] == [dtype, dtype]
 
 
 def test_registry_errors_name_what_is_wrong():
@@ -150,14 +156,28 @@ def test_registry_errors_name_what_is_wrong():
     with pytest.raises(OpcheckError, match="normalized_shape"):
         reference("LayerNorm", [x], {"normalized_shape": [3], "eps": 1e-5})
     with pytest.raises(NotCheckable, match="rope_type 'dynamic'"):
-        reference("LlamaRotaryEmbedding", [x, torch.zeros(1, 2)], {"rope_type": "dynamic"}, weights={"inv_freq": torch.ones(2)})
+        reference(
+            "LlamaRotaryEmbedding",
+            [x, torch.zeros(1, 2)],
+            {"rope_type": "dynamic"},
+            weights={"inv_freq": torch.ones(2)},
+        )
     with pytest.raises(OpcheckError, match="reference failed on inputs"):
         reference("Linear", [x], weights={"weight": torch.ones(3, 5)})
 
 
 def test_known_types_include_the_module_classes_and_any_aten_op():
     names = op_types()
-    for name in ("Linear", "Embedding", "LayerNorm", "RMSNorm", "LlamaRMSNorm", "GemmaRMSNorm", "GELU", "Dropout"):
+    for name in (
+        "Linear",
+        "Embedding",
+        "LayerNorm",
+        "RMSNorm",
+        "LlamaRMSNorm",
+        "GemmaRMSNorm",
+        "GELU",
+        "Dropout",
+    ):
         assert name in names
     from pytest_llmprec.opcheck import is_known
 
@@ -169,6 +189,15 @@ def test_transformers_activation_class_names_are_covered():
     activations_module = pytest.importorskip("transformers.activations")
     for key, entry in activations_module.ACT2CLS.items():
         cls = entry[0] if isinstance(entry, tuple) else entry
-        if key in ("gelu_10", "gelu_python", "gelu_python_tanh", "laplace", "linear", "prelu", "xielu", "elu"):
+        if key in (
+            "gelu_10",
+            "gelu_python",
+            "gelu_python_tanh",
+            "laplace",
+            "linear",
+            "prelu",
+            "xielu",
+            "elu",
+        ):
             continue  # parameters not recorded as scalars, or no reference (prelu, xielu: learned)
         assert cls.__name__ in op_types(), key
