@@ -27,7 +27,12 @@ def verdicts(reference, actual):
 
 @given(values=activations(SHAPES, torch.float64), dtype=HALF)
 def test_correctly_rounded_outputs_pass_both(values, dtype):
-    assert verdicts(values, values.to(dtype)) == (True, True)
+    ours, msit = verdicts(values, values.to(dtype))
+    assert ours
+    tiny = torch.finfo(dtype).tiny
+    subnormal = ((values.abs() < tiny) & (values.abs() > 2.0**-23)).double().mean()
+    if subnormal <= 1e-3:  # msit's relative test fails on subnormal outputs, ours does not
+        assert msit
 
 
 @given(values=activations(SHAPES, torch.float64), dtype=HALF)
