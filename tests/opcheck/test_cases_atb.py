@@ -163,3 +163,59 @@ def test_a_dump_without_op_folders_has_nothing_to_check(tmp_path):
     (token / "notes.txt").write_text("nothing here")
     plan = plan_opcheck(token)
     assert plan.cases == [] and "no operator tensors found" in plan.empty_reason
+
+
+# --- actual outputs from a kernel -----------------------------------------------------------------
+
+
+def test_a_kernel_per_op_type_produces_the_actual_outputs(layer_dump):
+    from pytest_llmprec.opcheck import check_cases
+
+    cases = find_cases(load_dump(layer_dump))
+    calls = []
+
+    def kernel(inputs, params, weights):
+        calls.append(inputs[0].device.type)
+        return inputs[0] * params["factor"]
+
+    results = list(check_cases(cases, kernels={"TestScaleOperation": kernel}, device="cpu"))
+    assert [r.status for r in results] == [PASSED, PASSED, PASSED]  # the wrong dumped output is not used
+    assert calls == ["cpu"] * 3
+    broken = check_case(cases[0], lambda inputs, params, weights: 1 / 0)
+    assert broken.status == ERROR and "the kernel raised ZeroDivisionError" in broken.reason
+
+
+def test_output_count_differs_fails_but_compares_the_common_outputs(layer_dump):
+    (case, *_) = find_cases(load_dump(layer_dump))
+    result = check_case(case, lambda inputs, params, weights: [inputs[0] * 2, inputs[0]])
+    assert result.status == FAILED and result.count_differs
+    assert "2 outputs for 1 reference outputs" in result.reason and result.outputs[0].verdict.passed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_kernel(layer_dump):
+    (case, *_) = find_cases(load_dump(layer_dump))
+
+    def kernel(inputs, params, weights):
+        assert inputs[0].is_cuda
+        return inputs[0] * params["factor"]
+
+    assert check_case(case, kernel, device="cuda").status == PASSED
+
+
+def test_msits_in_place_ops_use_their_after_inputs(tmp_path, registered):
+    @registered("KvCacheOperation")
+    def _kv(inputs, params):
+        cache = inputs[2].clone()
+        cache[0] = inputs[0]
+        return [cache]
+
+    token = token_folder(tmp_path)
+    new, cache = x(4), torch.zeros(3, 4, dtype=torch.float16)
+    written = cache.clone()
+    written[0] = new
+    after = [new, x(1), written]
+    write_op(token / "0_KvCacheOperation", [new, x(1), cache], [], {}, before=True, after_inputs=after)
+    (case,) = find_cases(load_dump(token))
+    assert [r.leaf for r in case.outputs] == ["after/intensor2"]
+    assert check_case(case).status == PASSED
