@@ -21,7 +21,6 @@ Run: python benchmarks/bench_opcheck.py [--hidden 1024] [--layers 20] [--seq 64]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -130,7 +129,6 @@ def write_atb(torch_dump: Path, folder: Path) -> Path | None:
         else:
             params = {"activationType": 4, "scale": 1.0}
         write_op(token / f"{index}_{op}", inputs, outputs, params)
-    (folder / "op_params.json").write_text(json.dumps(ATB_OPS))
     return token
 
 
