@@ -114,7 +114,7 @@ def torch_rms_norm(inputs: Tensors, params: Mapping[str, Any], weights: Weights)
 HF_RMS_NORMS = (
     "LlamaRMSNorm", "Qwen2RMSNorm", "Qwen2MoeRMSNorm", "Qwen3RMSNorm", "Qwen3MoeRMSNorm", "MistralRMSNorm",
     "MixtralRMSNorm", "Phi3RMSNorm", "DeepseekV2RMSNorm", "DeepseekV3RMSNorm", "GraniteRMSNorm",
-    "Olmo2RMSNorm", "InternLM2RMSNorm", "InternLMRMSNorm", "BaichuanRMSNorm", "YiRMSNorm", "T5LayerNorm",
+    "Olmo2RMSNorm", "T5LayerNorm",
 )  # fmt: skip
 """Hugging Face RMSNorm classes computing ``weight * x / sqrt(mean(x²) + variance_epsilon)``."""
 

@@ -116,6 +116,11 @@ def test_standard_and_threshold_options(pytester, dump):
         f"--llm-opcheck={dump}", "--llm-opcheck-ids=1_0", "--llm-min-pass-rate=0", "--llm-max-red=0.1"
     )
     loose.assert_outcomes(passed=1)
+    msit = pytester.runpytest(
+        f"--llm-opcheck={dump}", "--llm-opcheck-ids=0", "--llm-standard=msit", "--llm-report-dir=msit"
+    )
+    msit.assert_outcomes(passed=1)
+    assert [row["standard"] for row in report_rows(pytester, "msit")[1]] == ["msit"]
 
 
 def test_bad_input_can_be_skipped(pytester, dump):
