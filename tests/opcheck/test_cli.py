@@ -71,6 +71,7 @@ def test_rerun_needs_torch_npu_and_says_so(dump, tmp_path, capsys, monkeypatch):
 
 
 def test_jobs_run_in_worker_processes(tmp_path):
+    """The only test of -j: it starts spawned workers (each imports torch), a few seconds."""
     token = token_folder(tmp_path / "dump")
     for i in range(3):
         write_op(token / f"{i}_SiLU", [x(16, i)], [torch.nn.functional.silu(x(16, i))], {})
