@@ -3,7 +3,7 @@
 Layout written::
 
     {dump_path}/msit_dump_{TS}/torch_tensors/{device}_{pid}/
-        model_tree.json  execution_order.json  weights/root.<param>.pth
+        model_tree.json  execution_order.json  weights/root.<param or buffer>.pth
         {token}/{module}[@k]/input_N.pth  kwarg_{name}.pth  output.pth | output_N.pth  statistics.csv
     {dump_path}/msit_dump_{TS}/tensor_analyze.csv
 
@@ -77,10 +77,33 @@ def device_folder(device: torch.device) -> str:
     return device.type if device.index is None else f"{device.type}{device.index}"
 
 
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def module_attributes(module: nn.Module) -> dict[str, Any]:
+    """The module's public scalar attributes (``eps``, ``approximate``, ``in_features`` ...): values
+    of ``vars(module)`` that are bool/int/float/str/None or tuples of them; ``training`` left out."""
+    found = {}
+    for key, value in vars(module).items():
+        if key.startswith("_") or key == "training":
+            continue
+        if isinstance(value, _SCALARS) or (
+            isinstance(value, (tuple, list)) and all(isinstance(item, _SCALARS) for item in value)
+        ):
+            found[key] = list(value) if isinstance(value, (tuple, list)) else value
+    return found
+
+
 def model_tree(module: nn.Module, name: str = ROOT) -> dict[str, Any]:
-    """The ``model_tree.json`` node of ``module``: name, class name, children in ``named_children`` order."""
+    """The ``model_tree.json`` node of ``module``: name, class name, scalar ``attributes``, children in
+    ``named_children`` order."""
     children = [model_tree(child, f"{name}.{child_name}") for child_name, child in module.named_children()]
-    return {"name": name, "type": type(module).__name__, "children": children}
+    return {
+        "name": name,
+        "type": type(module).__name__,
+        "attributes": module_attributes(module),
+        "children": children,
+    }
 
 
 def claim_process_dir(dump_path: str, device: str, timestamp: str | None = None) -> tuple[Path, Path]:
@@ -326,11 +349,22 @@ class Dumper:
         self._order.setdefault(self._token, []).append(call.folder)
 
     def _dump_weights(self) -> None:
-        """Queue ``weights/root.<name>.pth`` for the selected parameters, one copy at a time."""
-        for name, parameter in self.root.named_parameters(prefix=ROOT):
+        """Queue ``weights/root.<name>.pth`` for the selected parameters and buffers (persistent or
+        not, e.g. a rotary ``inv_freq``), one copy at a time."""
+        tensors = [
+            *self.root.named_parameters(prefix=ROOT, remove_duplicate=False),
+            *self.root.named_buffers(prefix=ROOT, remove_duplicate=False),
+        ]
+        written: dict[int, str] = {}  # a tied tensor (lm_head and embedding) is linked, not copied
+        for name, tensor in tensors:
             if self.config.selects_name(name) or self.config.selects_name(name.rsplit(".", 1)[0]):
-                (copy,) = host_copies([parameter])
-                self.writer.save_tensor(str(self.dir / WEIGHTS_FOLDER / f"{name}.pth"), copy)
+                path = str(self.dir / WEIGHTS_FOLDER / f"{name}.pth")
+                if id(tensor) in written:
+                    self.writer.link(written[id(tensor)], path)
+                    continue
+                (copy,) = host_copies([tensor])
+                self.writer.save_tensor(path, copy)
+                written[id(tensor)] = path
 
     # ----- end -------------------------------------------------------------------------------
     def flush(self) -> None:

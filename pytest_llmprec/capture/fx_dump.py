@@ -11,6 +11,10 @@ each aten op's tensor inputs and outputs are saved (before and after the op runs
 counting). Graphs of other functions (e.g. after a graph break) go to ``{model_name}_{k}``. numpy
 has no bfloat16 or float8: such tensors are saved as float32. Non-tensor arguments are skipped;
 ``index`` counts the tensor arguments (flattened) of the op.
+
+Beside ``msit_fx_dump``, ``msit_fx_nodes/.../{token_id}.json`` records per dumped node its target,
+its non-tensor arguments and the original dtype of every tensor (``formats.fx_sidecar``), so that an
+op can be recomputed (``pytest_llmprec.opcheck``) and bfloat16 tensors judged as bfloat16.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import torch
 import torch.fx
 from torch.utils._pytree import tree_leaves
 
-from .writer import atomic_write
+from ..formats.fx_sidecar import encode_call, sidecar_path, sidecar_text
+from .writer import atomic_write, write_text_atomic
 
 FX_DUMP_DIR = "msit_fx_dump"
 
@@ -62,6 +67,7 @@ class _DumpingInterpreter(torch.fx.Interpreter):
     def __init__(self, graph_module: torch.fx.GraphModule, folder: Path) -> None:
         super().__init__(graph_module)
         self.folder = folder
+        self.nodes: dict[str, dict[str, Any]] = {}
 
     def run_node(self, node: torch.fx.Node) -> Any:
         if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
@@ -69,15 +75,39 @@ class _DumpingInterpreter(torch.fx.Interpreter):
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d%H%M%S%f")
         key = f"{node.name}-{node.target}"
         args, kwargs = self.fetch_args_kwargs_from_env(node)
-        self._save(key, "INPUT", stamp, (args, kwargs))
+        inputs = self._save(key, "INPUT", stamp, (args, kwargs))
         result = super().run_node(node)
-        self._save(key, "OUTPUT", stamp, result)
+        outputs = self._save(key, "OUTPUT", stamp, result)
+        self.nodes[key] = _node_entry(str(node.target), args, kwargs, inputs, outputs)
         return result
 
-    def _save(self, key: str, role: str, stamp: str, value: Any) -> None:
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            path = sidecar_path(self.folder)
+            if path is not None and self.nodes:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(str(path), sidecar_text(self.nodes))
+
+    def _save(self, key: str, role: str, stamp: str, value: Any) -> list[torch.Tensor]:
         tensors = [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)]
         for index, tensor in enumerate(tensors):
             _save_npy(str(self.folder / f"{key}.{role}.{index}.{stamp}.npy"), tensor)
+        return tensors
+
+
+def _node_entry(
+    target: str, args: Any, kwargs: dict[str, Any], inputs: list[torch.Tensor], outputs: list[torch.Tensor]
+) -> dict[str, Any]:
+    """The sidecar entry of one node; arguments left out when their tensors cannot be numbered."""
+    encoded_args, encoded_kwargs, count = encode_call(args, kwargs)
+    entry: dict[str, Any] = {"target": target}
+    if count == len(inputs):
+        entry.update(args=encoded_args, kwargs=encoded_kwargs)
+    entry["inputs"] = [str(tensor.dtype) for tensor in inputs]
+    entry["outputs"] = [str(tensor.dtype) for tensor in outputs]
+    return entry
 
 
 @dataclass

@@ -22,19 +22,27 @@ ReferenceFunction = Callable[..., "Sequence[torch.Tensor]"]
 """``function(inputs, params) -> outputs``: ``inputs`` are float64 CPU copies of the floating inputs
 (other dtypes kept as they are), ``params`` the operator's parameters; the outputs are returned in
 float64 (or their integer dtype) and cast by ``reference`` to the operator's output dtypes.
-A function registered with ``with_dtypes=True`` is also given ``dtypes=``, the original dtypes
-of the inputs, for operators whose maths depends on them."""
+Operators registered with ``weights``/``optional_weights`` are called ``function(inputs, params,
+weights)``, ``weights`` a dict of float64 CPU copies by name (torch modules' parameters and buffers).
+``params`` also holds ``INPUT_DTYPES``: the dtypes the inputs had before widening."""
+
+INPUT_DTYPES = "_input_dtypes"
+"""The key under which a reference function finds the original dtypes of its inputs in ``params``."""
 
 
 class OpcheckError(LlmprecError, ValueError):
     """An operator cannot be checked: unknown type, missing or wrong parameter, wrong inputs."""
 
 
+class NotCheckable(OpcheckError):
+    """The operator call has no reference by its nature (a random op, a feature the reference
+    does not model), as opposed to bad inputs or parameters."""
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """A registered operator: its reference, the parameters it needs, its in-place output indices,
-    the number of inputs it takes (``None``: any number), and whether the function wants the
-    original input dtypes."""
+    and the number of inputs it takes (``None``: any number)."""
 
     op_type: str
     function: ReferenceFunction
@@ -42,10 +50,19 @@ class OpSpec:
     inplace_outputs: tuple[int, ...] = ()
     inputs: tuple[int, int | None] | None = None
     output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None
-    with_dtypes: bool = False
+    weights: tuple[str, ...] = ()
+    optional_weights: tuple[str, ...] = ()
 
+    @property
+    def takes_weights(self) -> bool:
+        return bool(self.weights or self.optional_weights)
+
+
+Resolver = Callable[[str], "OpSpec | None"]
+"""Builds the spec of an operator family on demand (e.g. every ``aten.*`` op); None: not its name."""
 
 _REGISTRY: dict[str, OpSpec] = {}
+_RESOLVERS: list[Resolver] = []
 _LOADED = False
 
 
@@ -56,15 +73,18 @@ def register_op(
     inplace_outputs: Sequence[int] = (),
     inputs: int | tuple[int, int | None] | None = None,
     output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None,
-    with_dtypes: bool = False,
+    weights: Sequence[str] = (),
+    optional_weights: Sequence[str] = (),
 ) -> Callable[[ReferenceFunction], ReferenceFunction]:
     """Decorator registering ``function(inputs, params) -> outputs`` as the reference of ``op_type``.
 
     ``inputs``: the exact number of inputs, or ``(least, most)`` with ``most`` None for no limit.
     ``output_dtype(inputs, params)`` gives the dtypes of the outputs (default: every output takes
-    the dtype of the first floating input, integer outputs keep theirs). ``with_dtypes``: call
-    ``function(inputs, params, dtypes=...)`` with the original input dtypes. A later registration
-    of the same ``op_type`` replaces the earlier one.
+    the dtype of the first floating input, else of the first floating weight; integer outputs keep
+    theirs). ``weights`` (required) and ``optional_weights`` name the tensors the operator holds
+    (a module's parameters and buffers); with either, the function is called
+    ``function(inputs, params, weights)``. A later registration of the same ``op_type`` replaces
+    the earlier one.
     """
     count = (inputs, inputs) if isinstance(inputs, int) else inputs
 
@@ -76,11 +96,18 @@ def register_op(
             tuple(inplace_outputs),
             count,
             output_dtype,
-            with_dtypes,
+            tuple(weights),
+            tuple(optional_weights),
         )
         return function
 
     return decorate
+
+
+def register_resolver(resolver: Resolver) -> Resolver:
+    """Add a function that builds the spec of operator names not registered one by one."""
+    _RESOLVERS.append(resolver)
+    return resolver
 
 
 def _load_builtin() -> None:
@@ -102,6 +129,8 @@ def spec(op_type: str) -> OpSpec:
     _load_builtin()
     found = _REGISTRY.get(op_type)
     if found is None:
+        found = next((spec for spec in map(_call_resolver(op_type), _RESOLVERS) if spec is not None), None)
+    if found is None:
         import difflib
 
         close = difflib.get_close_matches(op_type, _REGISTRY, n=3)
@@ -110,27 +139,46 @@ def spec(op_type: str) -> OpSpec:
     return found
 
 
+def _call_resolver(op_type: str) -> Callable[[Resolver], OpSpec | None]:
+    return lambda resolver: resolver(op_type)
+
+
+def is_known(op_type: str) -> bool:
+    """Whether ``op_type`` has a reference (registered, or built by a resolver)."""
+    try:
+        spec(op_type)
+    except OpcheckError:
+        return False
+    return True
+
+
 def reference(
     op_type: str,
     inputs: Sequence[torch.Tensor],
     params: Mapping[str, Any] | None = None,
     *,
+    weights: Mapping[str, torch.Tensor] | None = None,
     dtype: torch.dtype | None = None,
 ) -> list[torch.Tensor]:
-    """The reference outputs of ``op_type`` on ``inputs`` with ``params``.
+    """The reference outputs of ``op_type`` on ``inputs`` with ``params`` (and ``weights``, for
+    operators that hold tensors, such as torch modules).
 
     Computed on the CPU; returned in the dtypes the operator produces, or, with
     ``dtype=torch.float64``, unrounded (floating outputs only; integer outputs keep their dtype).
     Raises ``OpcheckError`` naming the operator and what is wrong for an unknown type, a missing
-    required parameter or a wrong number of inputs.
+    required parameter or weight, or a wrong number of inputs.
     """
     import torch
 
     found = spec(op_type)
     params = dict(params or {})
-    missing = [name for name in found.required_params if name not in params]
+    missing = [name for name in found.required_params if params.get(name) is None]
     if missing:
         raise OpcheckError(f"{op_type}: missing required parameter(s) {', '.join(missing)}")
+    weights = dict(weights or {})
+    missing = [name for name in found.weights if weights.get(name) is None]
+    if missing:
+        raise OpcheckError(f"{op_type}: missing weight(s) {', '.join(missing)}")
     if found.inputs is not None:
         least, most = found.inputs
         if len(inputs) < least or (most is not None and len(inputs) > most):
@@ -138,11 +186,16 @@ def reference(
             raise OpcheckError(f"{op_type}: expected {expected} inputs, got {len(inputs)}")
     originals = list(inputs)
     wide = [_widened(tensor) for tensor in originals]
+    known = (*found.weights, *found.optional_weights)
+    held = {
+        name: _widened(tensor) for name, tensor in weights.items() if name in known and tensor is not None
+    }
+    call_params = {**params, INPUT_DTYPES: [tensor.dtype for tensor in originals]}
     try:
-        if found.with_dtypes:
-            outputs = list(found.function(wide, params, dtypes=[t.dtype for t in originals]))
+        if found.takes_weights:
+            outputs = list(found.function(wide, call_params, held))
         else:
-            outputs = list(found.function(wide, params))
+            outputs = list(found.function(wide, call_params))
     except OpcheckError:
         raise
     except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -157,7 +210,8 @@ def reference(
         if len(wanted) != len(outputs):
             raise OpcheckError(f"{op_type}: {len(wanted)} output dtypes for {len(outputs)} outputs")
     else:
-        floating = next((t.dtype for t in originals if t.is_floating_point()), torch.float64)
+        tensors = [*originals, *(weights[name] for name in known if weights.get(name) is not None)]
+        floating = next((t.dtype for t in tensors if t.is_floating_point()), torch.float64)
         wanted = [floating if out.is_floating_point() else out.dtype for out in outputs]
     return [out.to(want) for out, want in zip(outputs, wanted, strict=True)]
 

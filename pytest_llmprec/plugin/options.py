@@ -25,6 +25,8 @@ MARKERS = (
     "llm_compare: a golden/my tensor pair collected from --llm-golden/--llm-my dumps.",
     "llm_precision(standard=None, **thresholds): precision standard and thresholds (min_cos, max_red, "
     "max_abs_err, ...) for llm_compare calls and dump pairs in the marked tests.",
+    "opcheck(op_type=None, params=None, standard=None, **thresholds): an operator precheck; the opcheck "
+    "fixture checks outputs against the reference of op_type (also set on --llm-opcheck items).",
 )
 
 
@@ -112,6 +114,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "llm_rules",
         "per-node thresholds, one 'GLOB metric>=value ...' rule per line",
         type="linelist",
+    )
+    # operator prechecks (plugin/opcheck.py)
+    add(
+        "--llm-opcheck",
+        "llm_opcheck",
+        "check every operator of this dump (ATB, torch hook or FX) against its reference.",
+        metavar="DUMP",
+    )
+    add(
+        "--llm-opcheck-ids",
+        None,
+        "only operators with these ids and their descendants (msit -ids), e.g. 3,5_1.",
+        metavar="IDS",
+    )
+    add(
+        "--llm-opcheck-name",
+        None,
+        "only operators whose type contains one of these (msit -opname), e.g. linear,rmsnorm.",
+        metavar="NAMES",
+    )
+    add(
+        "--llm-opcheck-skip-bad-input",
+        None,
+        "skip, instead of fail, operators whose dumped files or parameters cannot be read.",
+        action="store_true",
+        default=False,
     )
 
 

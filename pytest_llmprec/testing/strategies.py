@@ -140,13 +140,26 @@ def activations(
     dtype = draw(_strategy(dtype))
     seed = draw(st.integers(0, 2**32 - 1))
     scale = draw(st.sampled_from([0.02, 0.5, 1.0, 4.0]))
+    count = draw(st.integers(0, min(max_outlier_channels, shape[-1] if shape else 1)))
+    boost = draw(st.floats(10.0, 300.0)) if count else 1.0
+    return activation_values(shape, dtype, seed, scale=scale, outlier_channels=count, boost=boost)
+
+
+def activation_values(
+    shape: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    *,
+    scale: float = 1.0,
+    outlier_channels: int = 0,
+    boost: float = 30.0,
+) -> torch.Tensor:
+    """What ``activations`` draws, from explicit parameters: normal values times ``scale``, with
+    ``outlier_channels`` channels of the last dimension ``boost`` times larger and offset."""
     generator = torch.Generator().manual_seed(seed)
-    values = torch.randn(shape, generator=generator) * scale
-    hidden = shape[-1]
-    count = draw(st.integers(0, min(max_outlier_channels, hidden)))
-    if count:
-        channels = torch.randperm(hidden, generator=generator)[:count]
-        boost = draw(st.floats(10.0, 300.0))
+    values = torch.randn(tuple(shape), generator=generator) * scale
+    if outlier_channels and values.dim():
+        channels = torch.randperm(values.shape[-1], generator=generator)[:outlier_channels]
         values[..., channels] = values[..., channels] * boost + boost * scale
     return values.to(dtype)
 

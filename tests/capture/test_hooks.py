@@ -30,9 +30,45 @@ def folders_in_order(order: list[str]) -> list[str]:
     return folders
 
 
+def expected_attributes(module: nn.Module) -> dict:
+    """Public scalar attributes as the tree must record them (tuples as lists, ``training`` left out)."""
+    plain = (bool, int, float, str, type(None))
+    found = {}
+    for key, value in module.__dict__.items():
+        if key.startswith("_") or key == "training":
+            continue
+        if isinstance(value, plain):
+            found[key] = value
+        elif isinstance(value, tuple) and all(isinstance(item, plain) for item in value):
+            found[key] = list(value)
+    return found
+
+
 def expected_tree(module: nn.Module, name: str = "root") -> dict:
     children = [expected_tree(child, f"{name}.{attr}") for attr, child in module.named_children()]
-    return {"name": name, "type": type(module).__name__, "children": children}
+    return {
+        "name": name,
+        "type": type(module).__name__,
+        "attributes": expected_attributes(module),
+        "children": children,
+    }
+
+
+def test_model_tree_records_module_hyperparameters(tmp_path, model, prompt):
+    handle, _ = run(model, prompt, DumpConfig(dump_path=tmp_path))
+    tree = json.loads((handle.dump_dir / "model_tree.json").read_text())
+    nodes = {}
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        nodes[node["name"]] = node
+        pending += node["children"]
+    assert nodes["root.lm_head"]["attributes"] == {
+        "in_features": model.lm_head.in_features,
+        "out_features": model.lm_head.out_features,
+    }
+    norm = nodes["root.model.norm"]["attributes"]
+    assert norm["eps"] == model.model.norm.eps and "training" not in norm
 
 
 def run(model: nn.Module, prompt: torch.Tensor, config: DumpConfig, steps: int = 1):
@@ -236,12 +272,14 @@ def test_last_logits_ignores_api_mode_and_keeps_statistics(tmp_path, model, prom
     assert row.startswith('root.lm_head,Linear,Output,0,torch.float32,"(1, 6, 256)",')
 
 
-def test_dump_weight_saves_parameters_once(tmp_path, model, prompt):
+def test_dump_weight_saves_parameters_and_buffers_once(tmp_path, model, prompt):
     handle, _ = run(model, prompt, DumpConfig(dump_path=tmp_path, dump_weight=True), steps=2)
     parameters = dict(model.named_parameters(prefix="root"))
-    assert names(handle.dump_dir / "weights") == {f"{name}.pth" for name in parameters}
-    for name, parameter in parameters.items():
-        assert torch.equal(load(handle.dump_dir / "weights" / f"{name}.pth"), parameter.detach())
+    buffers = dict(model.named_buffers(prefix="root"))
+    assert any(name.endswith(".cos") for name in buffers)  # non-persistent rotary buffers
+    assert names(handle.dump_dir / "weights") == {f"{name}.pth" for name in {**parameters, **buffers}}
+    for name, tensor in {**parameters, **buffers}.items():
+        assert torch.equal(load(handle.dump_dir / "weights" / f"{name}.pth"), tensor.detach())
 
 
 def test_dump_weight_is_filtered_by_layer_name(tmp_path, model, prompt):

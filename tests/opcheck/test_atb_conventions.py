@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pytest_llmprec.opcheck import OpcheckError, op_types, reference, register_op
 from pytest_llmprec.opcheck import atb as atb_package
+from pytest_llmprec.opcheck.registry import INPUT_DTYPES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "opcheck.md"
 ATB_OPS = sorted(
@@ -152,12 +153,12 @@ def test_every_atb_operator_has_a_section_in_the_docs():
     assert "Deviations from msit" in atb_part
 
 
-def test_with_dtypes_gives_the_original_dtypes():
+def test_references_find_the_original_dtypes_in_their_params():
     seen = []
 
-    @register_op("TestDtypesOperation", with_dtypes=True)
-    def probe(inputs, params, dtypes):
-        seen.append((list(dtypes), [t.dtype for t in inputs]))
+    @register_op("TestDtypesOperation")
+    def probe(inputs, params):
+        seen.append((list(params[INPUT_DTYPES]), [t.dtype for t in inputs]))
         return [inputs[0]]
 
     (out,) = reference(

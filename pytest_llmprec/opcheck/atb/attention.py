@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..registry import register_op
+from ..registry import INPUT_DTYPES, register_op
 from ._common import as_index, choice, count_inputs, deq_scale, fail, flag, integer, number, prod, scalar
 
 SELF_ATTENTION = "SelfAttentionOperation"
@@ -164,10 +164,8 @@ def _self_attention_mask(
     return _window(SELF_ATTENTION, chosen, "mask", rows, columns) * factor
 
 
-@register_op(SELF_ATTENTION, required_params=("headNum",), inputs=(4, 11), with_dtypes=True)
-def self_attention(
-    inputs: Sequence[torch.Tensor], params: Mapping[str, Any], dtypes: Sequence[torch.dtype]
-) -> list[torch.Tensor]:
+@register_op(SELF_ATTENTION, required_params=("headNum",), inputs=(4, 11))
+def self_attention(inputs: Sequence[torch.Tensor], params: Mapping[str, Any]) -> list[torch.Tensor]:
     """Flash attention per batch. calcType 0/1/2 with ``kvcacheCfg`` 0: inputs ``[q, k, v, cacheK,
     cacheV, (mask), tokenOffset, seqLen, layerId, (batchRunStatus)]``, the keys of batch ``b`` being
     ``cacheK[layer, b, :tokenOffset - seqLen]`` then the new ``k``; kvcacheCfg 1 (bypass):
@@ -186,7 +184,7 @@ def self_attention(
     clamp = None
     if integer(params, op, "clampType", 0) == 1:
         clamp = (number(params, op, "clampMin", 0.0), number(params, op, "clampMax", 0.0))
-    factor = _mask_factor(params, dtypes[0])
+    factor = _mask_factor(params, params[INPUT_DTYPES][0])
     keys, values = _self_attention_kv(t, q_lengths, kv_heads, head_size)
     status = (
         as_index(op, "batchRunStatus", t["batchRunStatus"]).reshape(-1) if "batchRunStatus" in t else None
