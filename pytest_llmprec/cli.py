@@ -7,17 +7,20 @@ import sys
 
 from .capture import exec as capture_exec
 from .capture import logits as capture_logits
+from .overflow import errcheck
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmprec",
-        description="LLM inference precision tools: capture dumps without code changes. "
+        description="LLM inference precision tools: capture dumps and check for overflow without "
+        "code changes. "
         "Comparisons run as tests: pytest --llm-golden=GOLDEN --llm-my=MINE.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     capture_exec.add_parser(subparsers)
     capture_logits.add_parser(subparsers)
+    errcheck.add_parser(subparsers)
     return parser
 
 
