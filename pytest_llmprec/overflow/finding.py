@@ -36,10 +36,11 @@ _INTEGER_LIMITS = {
 @dataclass(frozen=True)
 class Limits:
     """The values a dtype saturates at: ``low``/``high`` (floats: ∓ the largest finite value;
-    unsigned integers: ``low`` None, 0 is an ordinary value); ``floating`` for NaN/Inf."""
+    integers: exact ``int`` limits, ``low`` None for unsigned ones, whose 0 is an ordinary value);
+    ``floating`` for NaN/Inf."""
 
-    high: float
-    low: float | None
+    high: float | int
+    low: float | int | None
     floating: bool
 
     def near_bound(self, near: float | None) -> float:
@@ -55,7 +56,7 @@ def dtype_limits(dtype: Any) -> Limits | None:
         return Limits(high, -high, True)
     if name in _INTEGER_LIMITS:
         low, high = _INTEGER_LIMITS[name]
-        return Limits(float(high), float(low) if low else None, False)
+        return Limits(high, low or None, False)
     if isinstance(dtype, str) or name in ("torch.bool",) or "complex" in name:
         return None
     import torch
@@ -64,7 +65,7 @@ def dtype_limits(dtype: Any) -> Limits | None:
         high = float(torch.finfo(dtype).max)
         return Limits(high, -high, True)
     info = torch.iinfo(dtype)
-    return Limits(float(info.max), float(info.min) if info.min else None, False)
+    return Limits(info.max, info.min or None, False)
 
 
 def check_near(near: float | None, what: str = "near") -> float | None:
@@ -91,10 +92,11 @@ class OverflowFinding:
 
     ``saturated`` counts values at ± the largest finite value of the dtype (integers: at the type's
     limits), which is where Ascend's saturation mode clamps overflowing results; whether they count as
-    overflow is ``saturation``. ``near`` counts finite values whose magnitude is at least
-    ``near_fraction`` × that value (saturated ones included; 0 when ``near_fraction`` is None).
-    ``first_index`` is the first overflowing element in row-major order, or the first near one when
-    nothing overflowed; ``first_value`` its value. ``note`` says how an unusual dtype was scanned.
+    overflow is ``saturation``. ``near`` counts the other finite values whose magnitude is at least
+    ``near_fraction`` × that value, rounded to the dtype (0 when ``near_fraction`` is None).
+    ``first_index`` is the first overflowing element in row-major order; when nothing overflowed, the
+    first finite one at or above the near bound (saturated ones included); ``first_value`` its value.
+    ``note`` says how an unusual dtype was scanned.
     """
 
     dtype: str
@@ -105,7 +107,7 @@ class OverflowFinding:
     neg_inf: int = 0
     saturated: int = 0
     near: int = 0
-    limit: float | None = None
+    limit: float | int | None = None
     near_fraction: float | None = DEFAULT_NEAR
     saturation: bool = True
     first_index: tuple[int, ...] | None = None

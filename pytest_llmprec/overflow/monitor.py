@@ -138,8 +138,8 @@ class ModuleNames:
 def _globs(value: str | Iterable[str] | None, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    globs = (value,) if isinstance(value, str) else tuple(value)
-    if not all(isinstance(glob, str) and glob for glob in globs):
+    globs = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if globs is None or not all(isinstance(glob, str) and glob for glob in globs):
         raise ValueError(f"{what} must be a glob or a list of globs on module names, got {value!r}")
     return globs
 
@@ -180,6 +180,8 @@ class OverflowMonitor:
     whether values at the dtype's limits count as overflow. ``on_detection(detection, context)`` is
     called for each detection in execution order (``context`` only in synchronous mode); an exception
     it raises propagates out of the model's forward (that is how a guard stops at the first finding).
+    ``synchronous`` reads every scan back as its module returns; ``deferred`` queues CPU tensors'
+    scans to the end of the forward too, as those of accelerator tensors always are otherwise.
     """
 
     def __init__(
@@ -191,6 +193,7 @@ class OverflowMonitor:
         near: float | None = None,
         inputs: bool = False,
         synchronous: bool = False,
+        deferred: bool = False,
         on_detection: Callable[[Detection, CallContext | None], None] | None = None,
         names: ModuleNames | None = None,
     ) -> None:
@@ -200,6 +203,7 @@ class OverflowMonitor:
         self.near = near
         self.inputs = inputs
         self.synchronous = synchronous
+        self.deferred = deferred
         self.on_detection = on_detection
         self.names = names or ModuleNames()
         self.detections: list[Detection] = []
@@ -309,7 +313,7 @@ class OverflowMonitor:
             queued = bool(state.queue)
             for where, tensor in leaves.tensors:
                 try:
-                    if self.synchronous or tensor.device.type == "cpu":
+                    if self.synchronous or (tensor.device.type == "cpu" and not self.deferred):
                         scans.append(scan(tensor, near=self.near, saturation=self.saturation))
                     else:
                         scans.append(PendingScan(tensor, near=self.near, saturation=self.saturation))

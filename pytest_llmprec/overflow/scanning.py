@@ -35,12 +35,9 @@ class _Plan:
     shape: tuple[int, ...]
     near: float | None
     saturation: bool
+    bound: float = math.inf  # the near bound, exact in the dtype (see ``_exact_bound``)
     note: str = ""
     per_element: int = 1  # complex tensors are scanned as (real, imaginary) pairs
-
-    @property
-    def bound(self) -> float:
-        return self.limits.near_bound(self.near)
 
     def finding(self, **fields) -> OverflowFinding:
         return OverflowFinding(
@@ -79,8 +76,22 @@ def _plan(tensor: torch.Tensor, near: float | None, saturation: bool) -> _Plan |
         raise ValueError(f"{dtype} is not a numeric dtype the overflow scan reads")
     if "float8" in str(values.dtype):
         values = values.float()  # exact; the comparisons have no float8 kernels
-    plan = _Plan(values, limits, dtype, shape, near, saturation, note, per_element)
+    elif values.dtype in (torch.uint16, torch.uint32):
+        values = values.long()  # exact; min/max have no kernels for these
+    elif values.dtype == torch.uint64:
+        raise ValueError("uint64 tensors are not scanned (torch has no min/max for them)")
+    bound = _exact_bound(limits.near_bound(near), values.dtype, tensor.dtype)
+    plan = _Plan(values, limits, dtype, shape, near, saturation, bound, note, per_element)
     return plan.finding() if values.numel() == 0 else plan
+
+
+def _exact_bound(bound: float, dtype: torch.dtype, stored: torch.dtype) -> float:
+    """The near bound as the comparisons see it: rounded to the stored dtype (floats; to nearest), or
+    the smallest integer not below it (integers), so that every scan path counts the same values."""
+    if not dtype.is_floating_point:
+        return math.ceil(bound)
+    real = stored.to_real() if stored.is_complex else stored
+    return torch.tensor(bound, dtype=torch.float64).to(real).item()
 
 
 def _clean_by_extremes(plan: _Plan) -> bool:
@@ -93,16 +104,10 @@ def _clean_by_extremes(plan: _Plan) -> bool:
     return high < bound and (lowest is None or low > -bound)
 
 
-def _comparable(value: float, integer: bool) -> float | int:
-    """An integer bound as the smallest integer not below it, so integer tensors compare exactly."""
-    return math.ceil(value) if integer else value
-
-
 def _chunk_stats(piece: torch.Tensor, plan: _Plan, start: int) -> torch.Tensor:
     """The ``STATS_WIDTH`` statistics of one flat chunk, computed on its device (no synchronisation)."""
     integer = not plan.limits.floating
-    high = _comparable(plan.limits.high, integer)
-    bound = _comparable(plan.bound, integer)
+    high, bound = plan.limits.high, plan.bound
     masks = torch.empty((_COUNTS, piece.numel()), dtype=torch.bool, device=piece.device)
     if integer:
         masks[:3].zero_()
@@ -144,8 +149,8 @@ def _resolve(plan: _Plan, rows: Sequence[Sequence[float]]) -> OverflowFinding:
         if found:
             first = min(found)
             break
-    if first is None and near:
-        row = next(row for row in rows if row[4])
+    if first is None and plan.near is not None and at_bound > pos_inf + neg_inf:  # a finite value is
+        row = next(row for row in rows if row[4])  # at or above the near bound (saturated ones too)
         first = (row[_COUNTS + 4], row[2 * _COUNTS + 4])
     index = value = None
     if first is not None:
