@@ -4,8 +4,8 @@ A node's scanned tensors are its outputs: ``after/outtensor*`` of an ATB operati
 ``before/outtensor*`` files hold the output buffers before the operation ran) and the outputs of a
 torch, GE or FX node; in plain folders of tensor files every file. Inputs are the outputs of
 earlier nodes and weights are not computed, so neither is scanned. Files that ``formats.read_raw``
-reads are scanned through their memory map without torch's loaders; ATB statistics-only dumps
-(``--type tensor stats``) are judged from their max/min lines.
+reads are scanned through its memory map (no copy), others are loaded with ``load_tensor``. ATB
+statistics-only dumps (``--type tensor stats``) are judged from their max/min lines.
 """
 
 from __future__ import annotations
@@ -69,16 +69,14 @@ def scan_nodes(dump: Dump) -> list[ScanNode]:
 
 
 def tensor_from_raw(raw: RawTensor) -> torch.Tensor:
-    """A torch view of a raw read (copied only when the payload is not aligned for its dtype)."""
+    """A torch view of a raw read, without a copy (``torch.frombuffer`` takes unaligned payloads, as
+    those of ATB files after their text header are)."""
     dtype = getattr(torch, raw.dtype.removeprefix("torch."))
     if not len(raw.data):
         return torch.empty(raw.shape, dtype=dtype)
     with warnings.catch_warnings():  # the memory map is read-only; the scan only reads it
         warnings.simplefilter("ignore", UserWarning)
-        data = torch.frombuffer(raw.data, dtype=torch.uint8)
-    if data.data_ptr() % dtype.itemsize:
-        data = data.clone()
-    return data.view(dtype).reshape(raw.shape)
+        return torch.frombuffer(raw.data, dtype=dtype).reshape(raw.shape)
 
 
 def finding_from_statistics(path: str, near: float | None, saturation: bool) -> OverflowFinding:

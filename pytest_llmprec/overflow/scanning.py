@@ -4,21 +4,27 @@ On the CPU one ``torch.aminmax`` pass (no temporary, NaN-propagating) decides fo
 that nothing is near overflow; only a tensor that fails it is counted in detail. On other devices
 the counts are computed there and stay there (``PendingScan``) until the caller reads them back,
 so many scans cost one synchronisation: masks for NaN, +Inf, -Inf, saturation and near overflow
-are written into one buffer, summed and searched for their first element in two reductions.
+are written into one buffer, summed and searched for their first element in two reductions. The
+CPU's detailed counts use NumPy on bit patterns, in chunks small enough to stay in the caches.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .finding import DEFAULT_NEAR, Limits, OverflowFinding, check_near, dtype_limits, unravel
 
 CHUNK = 1 << 24
-"""Elements counted at a time, bounding the masks' memory (5 bytes per element)."""
+"""Elements counted at a time on an accelerator, bounding the masks' memory (5 bytes per element)."""
+CPU_CHUNK = 1 << 20
+"""Elements counted at a time on the CPU: temporaries this small are reused by the allocator instead of
+being faulted in afresh, which costs more than the counting."""
 
 _COUNTS = 5  # rows of the masks: nan, +inf, -inf, saturated, at or above the near bound
 STATS_WIDTH = 3 * _COUNTS
@@ -85,6 +91,7 @@ def _plan(tensor: torch.Tensor, near: float | None, saturation: bool) -> _Plan |
     return plan.finding() if values.numel() == 0 else plan
 
 
+@functools.lru_cache(maxsize=256)
 def _exact_bound(bound: float, dtype: torch.dtype, stored: torch.dtype) -> float:
     """The near bound as the comparisons see it: rounded to the stored dtype (floats; to nearest), or
     the smallest integer not below it (integers), so that every scan path counts the same values."""
@@ -94,9 +101,17 @@ def _exact_bound(bound: float, dtype: torch.dtype, stored: torch.dtype) -> float
     return torch.tensor(bound, dtype=torch.float64).to(real).item()
 
 
+def _in_memory_order(values: torch.Tensor) -> torch.Tensor:
+    """``values`` with its dimensions permuted into storage order (a full reduction does not care about
+    the order, and walking memory in order is faster); as is when that is not contiguous."""
+    order = sorted(range(values.dim()), key=lambda d: -values.stride(d))
+    permuted = values.permute(order)
+    return permuted if permuted.is_contiguous() else values
+
+
 def _clean_by_extremes(plan: _Plan) -> bool:
     """Whether one min/max pass shows every value finite and below the near bound (CPU fast path)."""
-    low, high = (value.item() for value in torch.aminmax(plan.values))
+    low, high = (value.item() for value in torch.aminmax(_in_memory_order(plan.values)))
     bound = plan.bound
     if plan.limits.floating:
         return -bound < low and high < bound  # False for NaN
@@ -104,35 +119,67 @@ def _clean_by_extremes(plan: _Plan) -> bool:
     return high < bound and (lowest is None or low > -bound)
 
 
-def _chunk_stats(piece: torch.Tensor, plan: _Plan, start: int) -> torch.Tensor:
-    """The ``STATS_WIDTH`` statistics of one flat chunk, computed on its device (no synchronisation)."""
-    integer = not plan.limits.floating
+def _device_chunk_stats(piece: torch.Tensor, plan: _Plan, start: int) -> torch.Tensor:
+    """The ``STATS_WIDTH`` statistics of one flat chunk, computed with torch on its device (no
+    synchronisation): masks of NaN, +Inf, -Inf, saturated values and of values at or above the near
+    bound (NaN included), summed and searched for their first element in two reductions."""
     high, bound = plan.limits.high, plan.bound
     masks = torch.empty((_COUNTS, piece.numel()), dtype=torch.bool, device=piece.device)
-    if integer:
-        masks[:3].zero_()
-        torch.eq(piece, high, out=masks[3])
-        torch.ge(piece, bound, out=masks[4])
-        if plan.limits.low is not None:
-            masks[3] |= piece == int(plan.limits.low)
-            masks[4] |= piece <= -bound
-    else:
+    if plan.limits.floating:
         magnitude = piece.abs()
         torch.ne(piece, piece, out=masks[0])
         torch.eq(piece, math.inf, out=masks[1])
         torch.eq(piece, -math.inf, out=masks[2])
         torch.eq(magnitude, high, out=masks[3])
-        torch.ge(magnitude, bound, out=masks[4])
+        torch.lt(magnitude, bound, out=masks[4])
+        masks[4].logical_not_()
+    else:
+        masks[:3].zero_()
+        torch.eq(piece, high, out=masks[3])
+        torch.ge(piece, bound, out=masks[4])
+        if plan.limits.low is not None:
+            masks[3] |= piece == plan.limits.low
+            masks[4] |= piece <= -bound
     counts = masks.sum(dim=1, dtype=torch.float64)
     firsts = masks.view(torch.uint8).argmax(dim=1)
     found = piece[firsts].double()
     return torch.cat((counts, (firsts + start).double(), found))
 
 
+_BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _cpu_chunk_stats(piece: torch.Tensor, plan: _Plan, start: int) -> torch.Tensor:
+    """The same statistics on the CPU with NumPy, which compares, counts and finds far faster than torch
+    here. Floats are compared as bit patterns: with the sign bit cleared, the order of the patterns is
+    the order of the magnitudes, NaN above Inf (this also covers bfloat16, which NumPy lacks)."""
+    if plan.limits.floating:
+        bits_dtype = _BITS[piece.element_size()]
+        special = torch.tensor([math.inf, -math.inf, plan.limits.high, plan.bound], dtype=piece.dtype)
+        pos_inf, neg_inf, high, bound = special.view(bits_dtype).tolist()
+        bits = piece.view(bits_dtype).numpy()
+        magnitude = bits & np.iinfo(bits.dtype).max
+        masks = [magnitude > pos_inf, bits == pos_inf, bits == neg_inf, magnitude == high, magnitude >= bound]
+    else:
+        values = piece.numpy()
+        low, high, bound = plan.limits.low, plan.limits.high, plan.bound
+        at_limit, at_bound = values == high, values >= bound
+        if low is not None:
+            at_limit |= values == low
+            at_bound |= values <= -bound
+        masks = [None, None, None, at_limit, at_bound]
+    counts = [0.0 if mask is None else float(np.count_nonzero(mask)) for mask in masks]
+    firsts = [0 if mask is None else int(mask.argmax()) for mask in masks]
+    found = piece[firsts].double().tolist()
+    return torch.tensor([*counts, *(float(first + start) for first in firsts), *found], dtype=torch.float64)
+
+
 def _device_stats(plan: _Plan) -> torch.Tensor:
     """``[chunks, STATS_WIDTH]`` float64 statistics of the plan's values, on their device."""
     flat = plan.values.reshape(-1)
-    rows = [_chunk_stats(flat[start : start + CHUNK], plan, start) for start in range(0, flat.numel(), CHUNK)]
+    on_cpu = flat.device.type == "cpu"
+    size, stats = (CPU_CHUNK, _cpu_chunk_stats) if on_cpu else (CHUNK, _device_chunk_stats)
+    rows = [stats(flat[start : start + size], plan, start) for start in range(0, flat.numel(), size)]
     return torch.stack(rows)
 
 
@@ -140,8 +187,8 @@ def _resolve(plan: _Plan, rows: Sequence[Sequence[float]]) -> OverflowFinding:
     """The finding from the statistics rows read back from the device."""
     totals = [round(sum(row[k] for row in rows)) for k in range(_COUNTS)]
     nan, pos_inf, neg_inf, saturated, at_bound = totals
-    # the bound row holds ±Inf and the saturated values, not NaN
-    near = 0 if plan.near is None else at_bound - pos_inf - neg_inf - saturated
+    # the bound row holds NaN, ±Inf and the saturated values too
+    near = 0 if plan.near is None else at_bound - nan - pos_inf - neg_inf - saturated
     overflow_rows = (0, 1, 2, 3) if plan.saturation else (0, 1, 2)
     first = None
     for row in rows:
@@ -149,7 +196,7 @@ def _resolve(plan: _Plan, rows: Sequence[Sequence[float]]) -> OverflowFinding:
         if found:
             first = min(found)
             break
-    if first is None and plan.near is not None and at_bound > pos_inf + neg_inf:  # a finite value is
+    if first is None and plan.near is not None and at_bound:  # nothing overflowed: the first value
         row = next(row for row in rows if row[4])  # at or above the near bound (saturated ones too)
         first = (row[_COUNTS + 4], row[2 * _COUNTS + 4])
     index = value = None

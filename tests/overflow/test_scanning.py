@@ -98,10 +98,11 @@ def monkeypatch_chunk():
             self.size = size
 
         def __enter__(self):
-            self.saved, scanning.CHUNK = scanning.CHUNK, self.size
+            self.saved = scanning.CHUNK, scanning.CPU_CHUNK
+            scanning.CHUNK = scanning.CPU_CHUNK = self.size
 
         def __exit__(self, *exc):
-            scanning.CHUNK = self.saved
+            scanning.CHUNK, scanning.CPU_CHUNK = self.saved
 
     return Chunk
 
@@ -226,3 +227,21 @@ def test_cuda_scans_stay_on_the_device_and_match_cpu():
     pending = PendingScan(device)
     assert pending.stats.device == device.device  # nothing was copied to the host yet
     assert repr(pending.resolve()) == repr(scan(host)) == repr(scan(device))
+
+
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([*FLOAT_DTYPES, torch.int8, torch.int32, torch.uint8, torch.int64]),
+    near=NEARS,
+)
+def test_the_accelerator_counts_equal_the_cpu_counts(data, dtype, near):
+    """The torch statistics that run on accelerators, run here on the CPU, against the NumPy ones."""
+    if dtype.is_floating_point:
+        tensor = plant(data.draw, data.draw(tensors(dtype, (4, 6), allow_nan=True, allow_infinity=True)))
+    else:
+        tensor = data.draw(tensors(dtype, (4, 6)))
+    plan = scanning._plan(tensor, near, True)
+    flat = plan.values.reshape(-1)
+    device = scanning._device_chunk_stats(flat, plan, 10).tolist()
+    cpu = scanning._cpu_chunk_stats(flat, plan, 10).tolist()
+    assert repr(device) == repr(cpu)
