@@ -3,7 +3,7 @@
 The public names below are imported on first use, so that ``import pytest_llmprec`` (and pytest
 loading the plugin) does not import torch. Subpackages hold the rest: ``formats`` (tensor file
 readers and writers), ``dumps``, ``matching``, ``compare``, ``standards``, ``pipeline``,
-``report``, ``capture`` and ``testing``.
+``report``, ``capture``, ``overflow`` and ``testing``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ _EXPORTS = {
     "LlmprecError": "errors",
     "load_tensor": "formats",
     "probe_tensor": "formats",
+    "OverflowFailure": "overflow",
+    "OverflowFinding": "overflow",
+    "OverflowGuard": "overflow",
+    "assert_no_overflow": "overflow",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
     from .dumps import Dump, TensorRecord, load_dump
     from .errors import DumpFormatError, LlmprecError
     from .formats import load_tensor, probe_tensor
+    from .overflow import OverflowFailure, OverflowFinding, OverflowGuard, assert_no_overflow
     from .standards import Standard, Threshold, Tolerance, Verdict, get_standard
 
 

@@ -8,20 +8,23 @@ import sys
 from .capture import exec as capture_exec
 from .capture import logits as capture_logits
 from .opcheck import cli as opcheck_cli
+from .overflow import errcheck
 from .pipeline import command as compare_command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmprec",
-        description="LLM inference precision tools: capture dumps without code changes, compare them, "
-        "check operators. Comparisons also run as tests: pytest --llm-golden=GOLDEN --llm-my=MY.",
+        description="LLM inference precision tools: capture dumps and check for overflow without code "
+        "changes, compare dumps, check operators. Comparisons also run as tests: "
+        "pytest --llm-golden=GOLDEN --llm-my=MY.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     capture_exec.add_parser(subparsers)
     capture_logits.add_parser(subparsers)
     compare_command.add_parser(subparsers)
     opcheck_cli.add_parser(subparsers)
+    errcheck.add_parser(subparsers)
     return parser
 
 

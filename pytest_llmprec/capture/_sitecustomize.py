@@ -3,7 +3,9 @@ that is first on ``PYTHONPATH``.
 
 It runs the ``sitecustomize`` it shadows (if any), then waits for the program to import torch
 and installs pytest_llmprec's global module hooks at that moment; the program itself is not
-changed and does not import pytest_llmprec. Configuration comes from the environment.
+changed and does not import pytest_llmprec. ``$LLMPREC_STARTUP`` says which hooks (``dump``:
+``llmprec dump``, ``errcheck``: ``llmprec errcheck``); their configuration comes from the
+environment too.
 """
 
 import importlib.abc
@@ -13,6 +15,7 @@ import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_INSTALLERS = {"dump": "pytest_llmprec.capture.startup", "errcheck": "pytest_llmprec.overflow.startup"}
 
 
 def _run_shadowed_sitecustomize():
@@ -22,16 +25,15 @@ def _run_shadowed_sitecustomize():
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
 
 
-def _install_dump_hooks():
+def _install_hooks():
+    mode = os.environ.get("LLMPREC_STARTUP", "dump")
     try:
         if importlib.util.find_spec("pytest_llmprec") is None:
             sys.path.append(os.environ["LLMPREC_PACKAGE_PARENT"])
-        from pytest_llmprec.capture.startup import install_from_environment
-
-        install_from_environment()
+        importlib.import_module(_INSTALLERS[mode]).install_from_environment()
     except Exception as error:
         print(
-            f"llmprec dump: could not install the dump hooks: {type(error).__name__}: {error}",
+            f"llmprec {mode}: could not install the {mode} hooks: {type(error).__name__}: {error}",
             file=sys.stderr,
         )
 
@@ -49,7 +51,7 @@ class _AfterTorchImport(importlib.abc.MetaPathFinder):
 
             def exec_module(module):
                 load(module)
-                _install_dump_hooks()
+                _install_hooks()
 
             spec.loader.exec_module = exec_module
         return spec

@@ -4,6 +4,8 @@ The command runs without a shell, with this process's stdin/stdout/stderr; ``llm
 exits with its exit code. A generated ``sitecustomize.py`` first on ``PYTHONPATH`` installs
 torch's global module hooks in every Python process of the command that imports torch
 (see ``startup.py``); the dump configuration travels in ``$LLMPREC_DUMP_CONFIG``.
+``run_with_startup_hook`` is shared with ``llmprec errcheck``, whose start-up hook scans instead
+(``$LLMPREC_STARTUP`` names the hook to install).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import tempfile
 from pathlib import Path
 
 from .config import DumpConfig, dump_timestamp, parse_token_range
-from .process import CommandError, run_command, split_command
+from .process import CommandError, check_script, run_command, split_command
 
 CONFIG_ENV = "LLMPREC_DUMP_CONFIG"
 PACKAGE_PARENT_ENV = "LLMPREC_PACKAGE_PARENT"
+STARTUP_ENV = "LLMPREC_STARTUP"
 
 DESCRIPTION = """\
 Run a PyTorch program and dump the tensors of its model, without editing the program.
@@ -100,24 +103,32 @@ def dump_settings(args: argparse.Namespace) -> dict[str, object]:
     return settings
 
 
-def run_dump(args: argparse.Namespace) -> int:
-    try:
-        argv = split_command(args.command)
-        settings = dump_settings(args)
-    except (CommandError, ValueError) as error:
-        print(f"llmprec dump: error: {error}", file=sys.stderr)
-        return 2
-    timestamp = dump_timestamp()
-    spec = {"config": settings, "tokens": args.tokens, "root": args.root, "timestamp": timestamp}
-    with tempfile.TemporaryDirectory(prefix="llmprec-dump-") as hook_dir:
+def run_with_startup_hook(argv: list[str], startup: str, environment: dict[str, str]) -> int:
+    """Run ``argv`` with the start-up hook ``startup`` (``dump`` or ``errcheck``) installed in its
+    Python processes and ``environment`` added; the command's exit code."""
+    with tempfile.TemporaryDirectory(prefix="llmprec-exec-") as hook_dir:
         shutil.copyfile(
             Path(__file__).with_name("_sitecustomize.py"), os.path.join(hook_dir, "sitecustomize.py")
         )
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [hook_dir, env.get("PYTHONPATH")]))
-        env[CONFIG_ENV] = json.dumps(spec)
         env[PACKAGE_PARENT_ENV] = str(Path(__file__).resolve().parents[2])
-        code = run_command(argv, env)
+        env[STARTUP_ENV] = startup
+        env.update(environment)
+        return run_command(argv, env)
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    try:
+        argv = split_command(args.command)
+        settings = dump_settings(args)
+        check_script(argv)
+    except (CommandError, ValueError) as error:
+        print(f"llmprec dump: error: {error}", file=sys.stderr)
+        return 2
+    timestamp = dump_timestamp()
+    spec = {"config": settings, "tokens": args.tokens, "root": args.root, "timestamp": timestamp}
+    code = run_with_startup_hook(argv, "dump", {CONFIG_ENV: json.dumps(spec)})
     dumps = sorted(Path(str(settings["dump_path"])).glob("msit_dump_*"))
     if not any(path.name >= f"msit_dump_{timestamp}" for path in dumps):
         print("llmprec dump: nothing was dumped (no nn.Module forward call was seen)", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,6 +30,29 @@ def split_command(text: str) -> list[str]:
     elif shutil.which(program) is None:
         raise CommandError(f"{program!r} was not found on PATH")
     return argv
+
+
+_PYTHON = re.compile(r"python[0-9.]*(?:\.exe)?")
+_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+
+
+def check_script(argv: list[str]) -> None:
+    """For ``python [options] script.py ...``: the script must be a non-empty file (``-m``, ``-c``
+    and ``-`` run no script file; other programs are not looked into)."""
+    if not _PYTHON.fullmatch(os.path.basename(argv[0])):
+        return
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument in ("-m", "-c", "-") or argument.startswith(("-m", "-c")):
+            return
+        if argument in _OPTIONS_WITH_VALUE:
+            next(arguments, None)
+        elif not argument.startswith("-"):
+            if not os.path.isfile(argument):
+                raise CommandError(f"{argument!r}: no such file (the Python script to run)")
+            if os.path.getsize(argument) == 0:
+                raise CommandError(f"{argument!r} is empty: there is no program to run")
+            return
 
 
 def run_command(argv: list[str], env: dict[str, str]) -> int:

@@ -16,7 +16,7 @@ __all__ = ["pytest_addoption", "pytest_configure"]
 
 def pytest_configure(config: pytest.Config) -> None:
     _declare_markers(config)
-    from . import fixtures, opcheck
+    from . import fixtures, opcheck, overflow
     from .hooks import STASH, LlmPlugin
     from .options import read_settings
 
@@ -25,3 +25,4 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "llmprec-fixtures")
     config.pluginmanager.register(plugin, "llmprec-session")
     opcheck.register(config)
+    overflow.register(config)

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..standards.names import THRESHOLD_KEYWORDS
-from ..standards.thresholds import Layer, Threshold
-from .options import DEFAULT_REPORT_DIR, option_name
+from ..standards.thresholds import Layer
+from .options import command_line_thresholds, config_path, report_dir
 
 if TYPE_CHECKING:
     import torch
@@ -41,12 +40,7 @@ class OpcheckFailure(Exception):
 
 
 def _command_line_layer(config: pytest.Config) -> Layer:
-    thresholds = tuple(
-        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {option_name(keyword)}")
-        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
-        if config.getoption(f"llm_{keyword}") is not None
-    )
-    return Layer("command line", config.getoption("llm_standard"), thresholds)
+    return Layer("command line", config.getoption("llm_standard"), command_line_thresholds(config))
 
 
 def marker_layer(marker: pytest.Mark | None) -> Layer | None:
@@ -66,13 +60,8 @@ class OpcheckPlugin:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
-        here = Path(config.invocation_params.dir)
-        ini_dir = config.inipath.parent if config.inipath else config.rootpath
-        dump = config.getoption("llm_opcheck")
-        ini = config.getini("llm_opcheck")
-        self.dump_path = here / dump if dump else (ini_dir / ini if ini else None)
-        report = config.getoption("llm_report_dir") or config.getini("llm_report_dir")
-        self.report_dir = (here / report) if report else here / DEFAULT_REPORT_DIR
+        self.dump_path = config_path(config, "llm_opcheck")
+        self.report_dir = report_dir(config)
         self.skip_bad_input = config.getoption("llm_opcheck_skip_bad_input")
         if self.dump_path is not None and not os.path.exists(self.dump_path):
             raise pytest.UsageError(f"--llm-opcheck={self.dump_path}: no such file or folder")

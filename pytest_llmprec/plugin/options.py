@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ MARKERS = (
     "max_abs_err, ...) for llm_compare calls and dump pairs in the marked tests.",
     "opcheck(op_type=None, params=None, standard=None, **thresholds): an operator precheck; the opcheck "
     "fixture checks outputs against the reference of op_type (also set on --llm-opcheck items).",
+    "overflow(include=None, exclude=None, saturation=True, near=None, inputs=False, stop=False, dump=None): "
+    "fail the test with the first module whose outputs overflow (NaN, Inf, saturated values) while it runs.",
+    "llm_overflow: a node of a dump scanned for overflow (--llm-overflow).",
 )
 
 
@@ -142,34 +146,106 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
 
+    _add_overflow_options(parser)
+
+
+# --- overflow scans of dumps (--llm-overflow) ---------------------------------------------------------
+
+
+def _add_overflow_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmprec")
+    group.addoption(
+        "--llm-overflow",
+        dest="llm_overflow",
+        metavar="DUMP",
+        help="scan the outputs of every node of this dump for overflow (NaN, Inf, saturated values); "
+        "one test per node.",
+    )
+    group.addoption(
+        "--llm-overflow-near",
+        dest="llm_overflow_near",
+        type=float,
+        metavar="FRACTION",
+        help="also fail nodes with values reaching FRACTION (0 < FRACTION <= 1) of the dtype's largest "
+        "finite value.",
+    )
+    group.addoption(
+        "--llm-overflow-saturation",
+        dest="llm_overflow_saturation",
+        choices=("on", "off"),
+        default="on",
+        metavar="on|off",
+        help="whether values at ± the largest finite value (integers: at their limits) count as "
+        "overflow (default: on).",
+    )
+
+
+@dataclass(frozen=True)
+class OverflowSettings:
+    """The options of a dump overflow scan."""
+
+    dump: Path | None
+    near: float | None
+    saturation: bool
+    report_dir: Path
+
+
+def read_overflow_settings(config: pytest.Config) -> OverflowSettings:
+    """The ``--llm-overflow*`` settings; ``pytest.UsageError`` for a bad value."""
+    option = config.getoption("llm_overflow")
+    near = config.getoption("llm_overflow_near")
+    if near is not None and not 0 < near <= 1:
+        raise pytest.UsageError(f"--llm-overflow-near={near:g}: expected a fraction in (0, 1]")
+    return OverflowSettings(
+        dump=Path(config.invocation_params.dir) / option if option else None,
+        near=near,
+        saturation=config.getoption("llm_overflow_saturation") == "on",
+        report_dir=report_dir(config),
+    )
+
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
 
 
+def command_line_thresholds(config: pytest.Config) -> tuple[Threshold, ...]:
+    """The thresholds given as ``--llm-min-cos=...`` and the like, each naming its option as source."""
+    return tuple(
+        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {option_name(keyword)}")
+        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
+        if config.getoption(f"llm_{keyword}") is not None
+    )
+
+
+def config_path(config: pytest.Config, name: str) -> Path | None:
+    """The path of option ``name`` (relative to the invocation folder) or of its ini key (relative
+    to the ini file's folder); None when neither is set."""
+    option = config.getoption(name)
+    if option:
+        return Path(config.invocation_params.dir) / option
+    ini = config.getini(name)
+    ini_dir = config.inipath.parent if config.inipath else config.rootpath
+    return ini_dir / ini if ini else None
+
+
+def report_dir(config: pytest.Config) -> Path:
+    """The folder of the report files (``--llm-report-dir``)."""
+    return config_path(config, "llm_report_dir") or Path(config.invocation_params.dir) / DEFAULT_REPORT_DIR
+
+
 def read_settings(config: pytest.Config) -> CompareSettings:
     """Settings from ``config``; raises ``pytest.UsageError`` naming a bad option or ini value."""
-    here = Path(config.invocation_params.dir)
-    ini_dir = config.inipath.parent if config.inipath else config.rootpath
 
     def path(name: str) -> Path | None:
-        option = config.getoption(name)
-        if option:
-            return here / option
-        ini = config.getini(name)
-        return ini_dir / ini if ini else None
+        return config_path(config, name)
 
     chosen = config.getoption("llm_standard") or config.getini("llm_standard")
     if chosen and chosen not in PROFILE_NAMES:
         raise pytest.UsageError(
             f"--llm-standard={chosen}: unknown profile; choose one of {', '.join(PROFILE_NAMES)}"
         )
-    thresholds = tuple(
-        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {option_name(keyword)}")
-        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
-        if config.getoption(f"llm_{keyword}") is not None
-    )
+    thresholds = command_line_thresholds(config)
     try:
         rules = tuple(parse_rules(config.getini("llm_rules")))
     except ValueError as exc:
@@ -184,7 +260,7 @@ def read_settings(config: pytest.Config) -> CompareSettings:
     settings = CompareSettings(
         golden=path("llm_golden"),
         my=path("llm_my"),
-        report_dir=path("llm_report_dir") or here / DEFAULT_REPORT_DIR,
+        report_dir=report_dir(config),
         ini_standard=config.getini("llm_standard") or None,
         cli_standard=config.getoption("llm_standard"),
         cli_thresholds=thresholds,
