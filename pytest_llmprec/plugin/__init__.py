@@ -24,3 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STASH] = plugin
     config.pluginmanager.register(fixtures, "llmprec-fixtures")
     config.pluginmanager.register(plugin, "llmprec-session")
+    if config.pluginmanager.hasplugin("html") and not hasattr(config, "workerinput"):
+        from .html_extras import HtmlExtras
+
+        config.pluginmanager.register(HtmlExtras(config, plugin), "llmprec-html-extras")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ..report.png_plots import MATPLOTLIB_MISSING
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 from ..standards.thresholds import Rule, Threshold, parse_rules
 
@@ -105,6 +107,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "per-node thresholds, one 'GLOB metric>=value ...' rule per line",
         type="linelist",
     )
+    # --- visual reports (report.html, report.png_plots) ---
+    group.addoption(
+        "--llm-html",
+        dest="llm_html",
+        action="store_true",
+        default=None,
+        help="write the HTML report llmprec_report_{ts}.html beside the CSV report (the default).",
+    )
+    group.addoption(
+        "--no-llm-html", dest="llm_html", action="store_false", help="do not write the HTML report."
+    )
+    parser.addini(
+        "llm_html",
+        "write the HTML report (ini form of --llm-html / --no-llm-html)",
+        type="bool",
+        default=True,
+    )
+    add(
+        "--llm-plots",
+        "llm_plots",
+        "also write the report's plots as PNG files into DIR (needs matplotlib: pytest-llmprec[plots]).",
+        metavar="DIR",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -130,6 +155,8 @@ class Settings:
     update_baseline: bool
     fail_on_unmatched: bool
     rules: tuple[Rule, ...]
+    html: bool = True
+    plots_dir: Path | None = None
 
     @property
     def compares_dumps(self) -> bool:
@@ -184,7 +211,13 @@ def read_settings(config: pytest.Config) -> Settings:
         update_baseline=config.getoption("llm_update_baseline"),
         fail_on_unmatched=config.getoption("llm_fail_on_unmatched") or config.getini("llm_fail_on_unmatched"),
         rules=rules,
+        html=config.getini("llm_html")
+        if config.getoption("llm_html") is None
+        else config.getoption("llm_html"),
+        plots_dir=path("llm_plots"),
     )
+    if settings.plots_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError(f"--llm-plots={settings.plots_dir}: {MATPLOTLIB_MISSING}")
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
     return settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from ..errors import DumpFormatError, LlmprecError
 from ..matching import MatchOptions, MatchResult, NameMapping, Pair, match_dumps, parse_tokens
 from ..report.baseline import Baseline, write_baseline
 from ..report.csv_files import write_csv
-from ..report.rows import COLUMNS, row_sort_key
+from ..report.rows import COLUMNS, UNMATCHED_COLUMNS, row_sort_key
 from ..report.summary import summary_lines
 from ..standards.thresholds import Layer, rule_layer
 from .options import Settings
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     from ..compare.results import CompareResult
     from ..formats.raw import RawTensor
     from ..standards import Standard
-
-UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
 
 
 @dataclass
@@ -201,6 +200,21 @@ class LlmSession:
             written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, unmatched))
         if self.settings.update_baseline:
             written.append(write_baseline(self.settings.baseline, rows))
+        if self.settings.html or self.settings.plots_dir:
+            from ..report.visual import ReportContext, describe_standard, write_visual_reports
+
+            settings, match = self.settings, self._safe_match()
+            profile = settings.cli_standard or settings.ini_standard
+            context = ReportContext.from_rows(
+                rows, golden=str(settings.golden or ""), my=str(settings.my or ""),
+                standard=describe_standard(profile, settings.cli_thresholds),
+                unmatched=Counter(u.side for u in match.unmatched),
+                fail_on_unmatched=settings.fail_on_unmatched, baseline=self.baseline,
+                reports=[str(path) for path in written], notes=match.notes,
+            )  # fmt: skip
+            written += write_visual_reports(
+                folder, stamp, rows, context, html=settings.html, plots_dir=settings.plots_dir
+            )
         self.report_paths = [str(path) for path in written]
 
     def _safe_match(self) -> MatchResult:
