@@ -17,6 +17,7 @@ times, page cache warm, best of ``--repeat``:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -26,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-
 from measure import best_time
+
 from pytest_llmprec.report.baseline import Baseline
 from pytest_llmprec.report.csv_files import write_csv
 from pytest_llmprec.report.figures import Figures
@@ -62,7 +63,7 @@ def build_rows(count: int, folder: Path, rng: random.Random) -> list[dict]:
         token, (module, leaf) = divmod(order, len(per_token))[0], per_token[order % len(per_token)]
         deficit = 10 ** rng.uniform(-7, -2.2 if order % 33 else -1.5)
         failed = deficit > 0.005
-        red = deficit ** 0.5 * rng.uniform(0.8, 1.2)
+        red = deficit**0.5 * rng.uniform(0.8, 1.2)
         row = {column: "" for column in COLUMNS}
         row.update(
             token_id=token, data_id=order, node_order=order, pair_key=f"token{token}/{module}/{leaf}",
@@ -75,10 +76,12 @@ def build_rows(count: int, folder: Path, rng: random.Random) -> list[dict]:
             my_min_value=-rng.uniform(1, 50), my_mean_value=rng.gauss(0, 0.1),
             cosine_similarity=1 - deficit, max_relative_error=rng.uniform(0, 10),
             mean_relative_error=red / 3, max_absolute_error=red * 10, mean_absolute_error=red / 10,
-            kl_divergence=deficit / 2, relative_euclidean_distance=red, verdict="failed" if failed else "passed",
+            kl_divergence=deficit / 2, relative_euclidean_distance=red,
+            verdict="failed" if failed else "passed",
             failed_checks=f"cosine_similarity = {1 - deficit:.6g} (needs >= 0.995)" if failed else "",
             check_sources="dtype default (torch.bfloat16)" if failed else "", standard="default",
-            sqnr_db=-10 * np.log10(red**2), rel_err_ratio_0_001=rng.random(), rel_err_ratio_0_005=rng.random(),
+            sqnr_db=-10 * math.log10(red**2), rel_err_ratio_0_001=rng.random(),
+            rel_err_ratio_0_005=rng.random(),
             max_ulp_error=float(rng.randint(1, 4000)), tolerance_pass_rate=rng.random(),
             tolerance="rtol=0.0078125, atol=1e-05", golden_nan_count=0, golden_inf_count=0, my_nan_count=0,
             my_inf_count=0, compared_count=524288, worst_index="(0, 17, 2048)",
@@ -102,7 +105,9 @@ def write_worst_tensors(rows: list[dict], folder: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pairs", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--png", action="store_true", help="also time the PNG plots (matplotlib)")
@@ -112,8 +117,11 @@ def main() -> None:
         folder = Path(temporary)
         rows = build_rows(options.pairs, folder, rng)
         write_worst_tensors(rows, folder)
-        values = {r["pair_key"]: {"cosine_similarity": r["cosine_similarity"] + 1e-7 * rng.random(),
-                                  "relative_euclidean_distance": r["relative_euclidean_distance"]} for r in rows}  # fmt: skip
+        values = {
+            r["pair_key"]: {"cosine_similarity": r["cosine_similarity"] + 1e-7 * rng.random(),
+                            "relative_euclidean_distance": r["relative_euclidean_distance"]}
+            for r in rows
+        }  # fmt: skip
         baseline = Baseline(folder / "baseline.csv", values, 0.1)
         opcheck = [{"op_id": f"{i}_0", "op_name": "LinearOperation", "precision_result": "PASS",
                     "max_rel_error": rng.random() * 1e-3, "tensor_path": str(folder / "opcheck" / str(i))}
@@ -123,7 +131,9 @@ def main() -> None:
             sections=[Section("opcheck", opcheck)],
         )  # fmt: skip
         report = folder / "report"
-        csv_time = best_time(lambda: write_csv(report / "llmprec_cmp_report.csv", COLUMNS, rows), options.repeat)
+        csv_time = best_time(
+            lambda: write_csv(report / "llmprec_cmp_report.csv", COLUMNS, rows), options.repeat
+        )
         html_path = report / "llmprec_report.html"
         figures_time = best_time(lambda: Figures.build(rows, context), options.repeat)
         html_time = best_time(lambda: write_html_report(html_path, rows, context), options.repeat)

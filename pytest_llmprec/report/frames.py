@@ -10,6 +10,7 @@ and text with the quote that neutralised a spreadsheet formula removed
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -193,31 +194,49 @@ _CONVERTERS = {FLOAT: (_floats, "float64"), INT: (_ints, "Int64"), BOOL: (_bools
                SHAPE: (_shapes, object), TOKEN: (_tokens, object)}  # fmt: skip
 
 
-def read_report(path: str | os.PathLike[str]) -> pandas.DataFrame:
-    """A report CSV of this project as a DataFrame with typed columns (``frame.attrs["report_kind"]``
-    names the kind); raises ``LlmprecError`` naming the file for a missing, unreadable or unknown
-    report or a cell that does not fit its column."""
-    import pandas as pd
-
+def _cells(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:
+    """The header and the rows of a CSV file, every row as long as the header."""
     try:
-        cells = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+        with open(path, newline="", encoding="utf-8") as handle:
+            lines = list(csv.reader(handle))
     except FileNotFoundError:
         raise LlmprecError(f"{path}: no such report") from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LlmprecError(f"{path}: not a readable CSV report: {exc}") from None
-    kind = report_kind(cells.columns)
+    if not lines:
+        raise LlmprecError(f"{path}: empty file, not a report")
+    header, body = lines[0], lines[1:]
+    for number, line in enumerate(body, start=2):
+        if len(line) != len(header):
+            raise LlmprecError(
+                f"{path}, line {number}: {len(line)} cells where the header has {len(header)} "
+                "(a truncated file?)"
+            )
+    return header, body
+
+
+def read_report(path: str | os.PathLike[str]) -> pandas.DataFrame:
+    """A report CSV of this project as a DataFrame with typed columns (``frame.attrs["report_kind"]``
+    names the kind); raises ``LlmprecError`` naming the file for a missing, unreadable, truncated or
+    unknown report or a cell that does not fit its column."""
+    import pandas as pd
+
+    header, body = _cells(path)
+    kind = report_kind(header)
     if kind is None:
         known = ", ".join(sorted(_KINDS))
         raise LlmprecError(f"{path}: not a report of pytest-llmprec (known kinds: {known}); columns: "
-                           f"{', '.join(cells.columns)}")  # fmt: skip
-    frame = pd.DataFrame(index=cells.index)
-    for name in cells.columns:
-        texts = cells[name].tolist()
+                           f"{', '.join(header)}")  # fmt: skip
+    if len(set(header)) != len(header):
+        raise LlmprecError(f"{path}: a column name appears twice in the header")
+    frame = pd.DataFrame(index=pd.RangeIndex(len(body)))
+    for number, name in enumerate(header):
+        texts = [line[number] for line in body]
         convert, dtype = _CONVERTERS.get(kind.types.get(name) or _inferred(texts), (None, None))
         try:
             values = convert(texts) if convert else [restore_cell(text) for text in texts]
-            frame[name] = pd.Series(values, index=cells.index, dtype=dtype)
         except _BadCell as exc:
             raise LlmprecError(f"{path}, column {name}, {exc}") from None
+        frame[name] = pd.Series(values, index=frame.index, dtype=dtype)
     frame.attrs["report_kind"] = kind.name
     return frame

@@ -110,7 +110,7 @@ def write_html_report(
 
 def _json_script(name: str, data: Any) -> str:
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    text = text.replace("</", "<\\/").replace("<!--", "<\\u0021--")  # nothing ends or bends the script
+    text = text.replace("<", "\\u003c")  # no text from a dump can end or bend the script element
     return f'<script type="application/json" id="data-{name}">{text}</script>'
 
 

@@ -3,6 +3,7 @@
 The same figures as the HTML report (``figures.Figures``): one file per token, the baseline
 comparison, and the error histograms of the worst pairs. matplotlib is imported here only,
 through its object API (no pyplot state, no backend switched for the rest of the process).
+Importing this module imports neither (the plugin's options read ``MATPLOTLIB_MISSING``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from ..errors import LlmprecError
 from .csv_files import atomic_open
@@ -45,6 +44,8 @@ def _save(figure, path: Path) -> Path:
 
 def line_plot_png(plot: LinePlot, path: Path) -> Path:
     """``plot`` as a PNG file (the full series: matplotlib draws them without decimating)."""
+    import numpy as np
+
     figure = _figure(11, 3.6)
     axes = figure.add_subplot()
     positions = range(len(plot.keys))
@@ -81,6 +82,8 @@ def line_plot_png(plot: LinePlot, path: Path) -> Path:
 
 def _floor(plot: LinePlot) -> float:
     """The decade below the smallest positive value: where zeros are drawn."""
+    import numpy as np
+
     values = np.concatenate([s.values for s in plot.series]) if plot.series else np.empty(0)
     positive = values[np.isfinite(values) & (values > 0)]
     return 10.0 ** math.floor(math.log10(float(positive.min()))) if positive.size else 1e-8
