@@ -14,6 +14,7 @@ from typing import Any
 
 from ..dtypes import msit_error_level
 from ..report.csv_files import write_csv
+from ..report.rows import STAMP_FORMAT
 from .check import ERROR, FAILED, NOT_CHECKABLE, PASSED, CaseResult, OutputCheck, msit_pass_rate
 
 REPORT_PREFIX = "llmprec_opcheck_report_"
@@ -136,7 +137,7 @@ def _checks(check: OutputCheck) -> tuple[str, str]:
 
 
 def report_path(folder: Path, started: time.struct_time | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d%H%M%S", started or time.gmtime())
+    stamp = time.strftime(STAMP_FORMAT, started or time.gmtime())
     return folder / f"{REPORT_PREFIX}{stamp}.csv"
 
 

@@ -94,9 +94,10 @@ def _plan(tensor: torch.Tensor, near: float | None, saturation: bool) -> _Plan |
 @functools.lru_cache(maxsize=256)
 def _exact_bound(bound: float, dtype: torch.dtype, stored: torch.dtype) -> float:
     """The near bound as the comparisons see it: rounded to the stored dtype (floats; to nearest), or
-    the smallest integer not below it (integers), so that every scan path counts the same values."""
+    the smallest integer not below it, at most the type's largest value (integers), so that every scan
+    path counts the same values (a float bound above 2**63 would round int64 values up to it)."""
     if not dtype.is_floating_point:
-        return math.ceil(bound)
+        return min(math.ceil(bound), torch.iinfo(dtype).max) if dtype != torch.bool else math.ceil(bound)
     real = stored.to_real() if stored.is_complex else stored
     return torch.tensor(bound, dtype=torch.float64).to(real).item()
 

@@ -170,7 +170,7 @@ class Comparison:
 
     def write_reports(self) -> list[Path]:
         """Write the report files (none when nothing was compared and nothing is unmatched)."""
-        return reports.write_reports(self.settings, self.started, self.rows, self.matched())
+        return reports.write_reports(self.settings, self.started, self.rows, self.matched(), self.baseline)
 
     def summary(self, report_paths: Iterable[Path] = ()) -> list[str]:
         """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths."""

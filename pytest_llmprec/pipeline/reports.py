@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..dumps.base import Dump
 from ..matching import MatchResult, Unmatched
-from ..report.baseline import write_baseline
+from ..report.baseline import Baseline, write_baseline
 from ..report.csv_files import write_csv
-from ..report.rows import COLUMNS, row_sort_key
+from ..report.rows import COLUMNS, STAMP_FORMAT, UNMATCHED_COLUMNS, row_sort_key
 from ..report.summary import summary_lines
 from .settings import CompareSettings
-
-UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
 
 
 def ordered_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -31,8 +30,10 @@ def write_reports(
     started: time.struct_time,
     rows: Sequence[dict[str, Any]],
     match: MatchResult | None,
+    baseline: Baseline | None = None,
 ) -> list[Path]:
-    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv`` and, when asked, the baseline.
+    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv``, the baseline when asked, and
+    the HTML report and PNG plots (``settings.html``, ``settings.plots_dir``).
 
     Nothing is written when no pair was compared and nothing is unmatched (a run that failed to
     start, a collect-only run, a selection of nothing).
@@ -40,7 +41,7 @@ def write_reports(
     unmatched = match.unmatched if match is not None else []
     if not rows and not unmatched:
         return []
-    stamp = time.strftime("%Y%m%d%H%M%S", started)
+    stamp = time.strftime(STAMP_FORMAT, started)
     folder = settings.report_dir
     ordered = ordered_rows(rows)
     written = [write_csv(folder / f"llmprec_cmp_report_{stamp}.csv", COLUMNS, ordered)]
@@ -49,6 +50,24 @@ def write_reports(
         written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, table))
     if settings.update_baseline and settings.baseline is not None:
         written.append(write_baseline(settings.baseline, ordered))
+    if settings.html or settings.plots_dir:
+        from ..report.visual import ReportContext, describe_standard, write_visual_reports
+
+        profile = settings.cli_standard or settings.ini_standard
+        context = ReportContext.from_rows(
+            ordered,
+            golden=str(settings.golden or ""),
+            my=str(settings.my or ""),
+            standard=describe_standard(profile, settings.cli_thresholds),
+            unmatched=Counter(u.side for u in unmatched),
+            fail_on_unmatched=settings.fail_on_unmatched,
+            baseline=baseline,
+            reports=[str(path) for path in written],
+            notes=match.notes if match is not None else [],
+        )
+        written += write_visual_reports(
+            settings.report_dir, stamp, ordered, context, html=settings.html, plots_dir=settings.plots_dir
+        )
     return written
 
 

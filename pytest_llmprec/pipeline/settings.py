@@ -30,6 +30,8 @@ class CompareSettings:
     update_baseline: bool = False
     fail_on_unmatched: bool = False
     rules: tuple[Rule, ...] = ()
+    html: bool = True
+    plots_dir: Path | None = None
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 

@@ -26,3 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(plugin, "llmprec-session")
     opcheck.register(config)
     overflow.register(config)
+    if config.pluginmanager.hasplugin("html") and not hasattr(config, "workerinput"):
+        from .html_extras import HtmlExtras
+
+        config.pluginmanager.register(HtmlExtras(config, plugin), "llmprec-html-extras")

@@ -59,6 +59,12 @@ class LlmPlugin:
                 set_threads(max(1, (os.cpu_count() or 1) // workers))
         return self._comparison
 
+    def active_comparison(self) -> Comparison | None:
+        """The comparison if this run compares dumps or already used one (it is created then)."""
+        if self._comparison is None and self.settings.compares_dumps:
+            return self.comparison()
+        return self._comparison
+
     def matched_pairs(self):
         """The matched pairs; a dump that cannot be indexed or paired is a usage error."""
         from ..pipeline import SetupError

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ..pipeline.settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, CompareSettings
+from ..report.png_plots import MATPLOTLIB_MISSING
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 from ..standards.thresholds import Threshold, parse_rules
 
@@ -118,6 +120,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "llm_rules",
         "per-node thresholds, one 'GLOB metric>=value ...' rule per line",
         type="linelist",
+    )
+    # --- visual reports (report.html, report.png_plots) ---
+    group.addoption(
+        "--llm-html",
+        dest="llm_html",
+        action="store_true",
+        default=None,
+        help="write the HTML report llmprec_report_{ts}.html beside the CSV report (the default).",
+    )
+    group.addoption(
+        "--no-llm-html", dest="llm_html", action="store_false", help="do not write the HTML report."
+    )
+    parser.addini(
+        "llm_html",
+        "write the HTML report (ini form of --llm-html / --no-llm-html)",
+        type="bool",
+        default=True,
+    )
+    add(
+        "--llm-plots",
+        "llm_plots",
+        "also write the report's plots as PNG files into DIR (needs matplotlib: pytest-llmprec[plots]).",
+        metavar="DIR",
     )
     # operator prechecks (plugin/opcheck.py)
     add(
@@ -257,6 +282,7 @@ def read_settings(config: pytest.Config) -> CompareSettings:
             tolerance = float(text) if text else DEFAULT_BASELINE_TOLERANCE
         except ValueError:
             raise pytest.UsageError(f"ini llm_baseline_tolerance: {text!r} is not a number") from None
+    html_option = config.getoption("llm_html")
     settings = CompareSettings(
         golden=path("llm_golden"),
         my=path("llm_my"),
@@ -272,8 +298,12 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         update_baseline=config.getoption("llm_update_baseline"),
         fail_on_unmatched=config.getoption("llm_fail_on_unmatched") or config.getini("llm_fail_on_unmatched"),
         rules=rules,
+        html=config.getini("llm_html") if html_option is None else html_option,
+        plots_dir=path("llm_plots"),
         option_names=OPTION_NAMES,
     )
+    if settings.plots_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        raise pytest.UsageError(f"--llm-plots={settings.plots_dir}: {MATPLOTLIB_MISSING}")
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
     return settings

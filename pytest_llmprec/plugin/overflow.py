@@ -201,8 +201,9 @@ class OverflowPlugin:
             return
         from ..overflow.report import DUMP_COLUMNS
         from ..report.csv_files import write_csv
+        from ..report.rows import STAMP_FORMAT
 
-        stamp = time.strftime("%Y%m%d%H%M%S", self.started)
+        stamp = time.strftime(STAMP_FORMAT, self.started)
         rows = sorted(self.rows, key=lambda row: row["order"])
         path = write_csv(self.settings.report_dir / f"llmprec_overflow_{stamp}.csv", DUMP_COLUMNS, rows)
         self.report_paths = [str(path)]

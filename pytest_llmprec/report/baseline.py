@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LlmprecError
-from .csv_files import read_csv, write_csv
+from .csv_files import read_csv, restore_cell, write_csv
 
 if TYPE_CHECKING:
     from ..compare.results import CompareResult
@@ -45,7 +45,9 @@ class Baseline:
             if "pair_key" not in row:
                 raise LlmprecError(f"{path}: not a baseline CSV (no pair_key column)")
             try:
-                values[row["pair_key"]] = {m: float(row[m]) for m in METRICS if row.get(m) not in (None, "")}
+                values[restore_cell(row["pair_key"])] = {
+                    m: float(row[m]) for m in METRICS if row.get(m) not in (None, "")
+                }
             except ValueError as exc:
                 raise LlmprecError(f"{path}, line {number}: {exc}") from None
         return cls(path, values, tolerance)

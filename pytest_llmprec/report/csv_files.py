@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
+"""The prefix that neutralises a formula cell; text that starts with it gets one more, so that
+``restore_cell`` gives back every text exactly."""
 
 
 def _is_number(text: str) -> bool:
@@ -29,26 +33,40 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     text = str(value)
-    if text.startswith(_FORMULA_STARTS) and not _is_number(text):
-        return "'" + text
+    if text.startswith(QUOTE) or (text.startswith(_FORMULA_STARTS) and not _is_number(text)):
+        return QUOTE + text
     return text
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write ``rows`` to ``path`` atomically (a temporary file in the same folder, then a rename)."""
+def restore_cell(text: str) -> str:
+    """The text ``cell`` was given: its neutralising quote removed."""
+    return text[1:] if text.startswith(QUOTE) else text
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file that appears at ``path`` only when the block ends without an exception (a temporary
+    file in the same folder, then a rename); text modes write UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    text = {} if "b" in mode else {"newline": "", "encoding": "utf-8"}
     try:
-        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([cell(row.get(column)) for column in columns])
+        with os.fdopen(descriptor, mode, **text) as handle:
+            yield handle
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` to ``path`` atomically (a temporary file in the same folder, then a rename)."""
+    with atomic_open(path) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([cell(row.get(column)) for column in columns])
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +34,14 @@ EXTRA_COLUMNS = (
 COLUMNS = STANDARD_COLUMNS + EXTRA_COLUMNS
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
+
+STAMP_FORMAT = "%Y%m%d%H%M%S"
+"""The time stamp in report file names (the UTC time the run started)."""
+
+UNMATCHED_COLUMNS = ("side", "token_id", "node", "leaf", "node_type", "data_path", "reason")
+"""The unmatched report: one row per tensor without a partner."""
+
+_MEMBER = re.compile(r"(.*)\[([^\[\]/]*)\]")
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -115,3 +124,9 @@ def row_sort_key(row: dict[str, Any]) -> tuple:
 
 def is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def split_member(text: str) -> tuple[str, str | None]:
+    """A path cell (``TensorRecord.describe``: ``path`` or ``path[member]``) as the file and member."""
+    match = _MEMBER.fullmatch(text)
+    return (match.group(1), match.group(2)) if match else (text, None)

@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..dumps.torch_dump import WEIGHTS_TOKEN
+from .layers import layer_index
 from .rows import ERROR, FAILED, PASSED
 
 WORST_COUNT = 10
+SPARK = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 64
+"""Layers per sparkline line."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Pairs compared, by verdict, and tensors without a partner on each side."""
+
+    compared: int = 0
+    passed: int = 0
+    failed: int = 0
+    unreadable: int = 0
+    unmatched_golden: int = 0
+    unmatched_my: int = 0
+
+    @classmethod
+    def of(cls, rows: Sequence[Mapping[str, Any]], unmatched: Mapping[str, int] | None = None) -> Counts:
+        verdicts = [row.get("verdict") for row in rows]
+        unmatched = unmatched or {}
+        return cls(
+            len(rows),
+            verdicts.count(PASSED),
+            verdicts.count(FAILED),
+            verdicts.count(ERROR),
+            unmatched.get("golden", 0),
+            unmatched.get("my", 0),
+        )
+
+    def line(self) -> str:
+        return (
+            f"{self.compared} pairs compared: {self.passed} passed, {self.failed} failed, "
+            f"{self.unreadable} unreadable; unmatched tensors: {self.unmatched_golden} golden, "
+            f"{self.unmatched_my} my"
+        )
 
 
 def _failing_dump_pairs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -30,12 +68,7 @@ def summary_lines(
     notes: Sequence[str] = (),
     reports: Sequence[str] = (),
 ) -> list[str]:
-    verdicts = [row.get("verdict") for row in rows]
-    lines = [
-        f"{len(rows)} pairs compared: {verdicts.count(PASSED)} passed, {verdicts.count(FAILED)} failed, "
-        f"{verdicts.count(ERROR)} unreadable; unmatched tensors: {unmatched.get('golden', 0)} golden, "
-        f"{unmatched.get('my', 0)} my"
-    ]
+    lines = [Counts.of(rows, unmatched).line()]
     lines += [f"note: {note}" for note in notes]
     first = first_divergence(rows)
     if first is not None:
@@ -47,6 +80,7 @@ def summary_lines(
     if weights:
         earliest = min(weights, key=lambda r: r["node_order"])["pair_key"]
         lines.append(f"weights differing: {len(weights)} (first: {earliest})")
+    lines += layer_lines(rows)
     scored = [r for r in rows if isinstance(r.get("cosine_similarity"), float)]
     scored.sort(key=lambda r: (r["cosine_similarity"], -(r.get("relative_euclidean_distance") or 0.0)))
     if scored:
@@ -57,4 +91,68 @@ def summary_lines(
             scores = f"{cosine:.8f}  1-cos {1 - cosine:<8.2g}  red {red:<10.3g}"
             lines.append(f"  {scores}  {row['verdict']:<6}  {row['pair_key']}")
     lines += [f"report: {path}" for path in reports]
+    return lines
+
+
+def worst_per_layer(rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[float, Mapping[str, Any], bool]]:
+    """For each decoder layer of the executed dump pairs: the worst 1 - cos, its row, and whether
+    any pair of the layer failed."""
+    layers: dict[int, tuple[float, Mapping[str, Any], bool]] = {}
+    for row in rows:
+        cosine = row.get("cosine_similarity")
+        if not isinstance(row.get("node_order"), int) or row.get("token_id") == WEIGHTS_TOKEN:
+            continue
+        layer = layer_index(str(row.get("pair_key", "")))
+        if layer is None:
+            continue
+        deficit = 1.0 - cosine if isinstance(cosine, float) and not math.isnan(cosine) else math.inf
+        failed = row.get("verdict") in (FAILED, ERROR)
+        worst, worst_row, any_failed = layers.get(layer, (-math.inf, row, False))
+        if deficit > worst:
+            worst, worst_row = deficit, row
+        layers[layer] = (worst, worst_row, any_failed or failed)
+    return dict(sorted(layers.items()))
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One block per value on a log scale between the smallest and largest positive value
+    (values <= 0 get the lowest block, infinite ones the highest)."""
+    finite = [v for v in values if 0 < v < math.inf]
+    if not finite:
+        return SPARK[0] * len(values)
+    low, high = math.log10(min(finite)), math.log10(max(finite))
+    top = len(SPARK) - 1
+
+    def block(value: float) -> str:
+        if value == math.inf:
+            return SPARK[top]
+        if value <= 0 or high == low:
+            return SPARK[0] if value <= 0 else SPARK[top]
+        return SPARK[round((math.log10(value) - low) / (high - low) * top)]
+
+    return "".join(block(v) for v in values)
+
+
+def layer_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The worst 1 - cos of each decoder layer as a sparkline, with the failing layers marked
+    beneath (``x``); nothing for models without at least two layers."""
+    layers = worst_per_layer(rows)
+    if len(layers) < 2:
+        return []
+    numbers = list(layers)
+    deficits = [layers[n][0] for n in numbers]
+    finite = [d for d in deficits if 0 < d < math.inf]
+    scale = f"{min(finite):.2g} .. {max(finite):.2g}" if finite else "all 0"
+    lines = [
+        f"worst 1-cos per layer, layers {numbers[0]}-{numbers[-1]} (log scale {scale}; x: a failing pair):"
+    ]
+    blocks = sparkline(deficits)
+    marks = "".join("x" if layers[n][2] else "." for n in numbers)
+    for start in range(0, len(numbers), SPARK_WIDTH):
+        chunk = numbers[start : start + SPARK_WIDTH]
+        lines.append(f"  {blocks[start : start + SPARK_WIDTH]}  layers {chunk[0]}-{chunk[-1]}")
+        lines.append(f"  {marks[start : start + SPARK_WIDTH]}")
+    worst = max(numbers, key=lambda n: layers[n][0])
+    deficit, row, _ = layers[worst]
+    lines.append(f"  worst layer {worst}: 1-cos {deficit:.3g} at {row.get('pair_key')}")
     return lines

@@ -45,7 +45,7 @@ def test_evaluations_follow_execution_order_and_judge_each_pair(tmp_path):
         "failed"
     ]
     paths = comparison.write_reports()
-    assert [p.name.split("_2")[0] for p in paths] == ["llmprec_cmp_report", "llmprec_unmatched"]
+    assert [p.name.split("_2")[0] for p in paths] == ["llmprec_cmp_report", "llmprec_unmatched", "llmprec_report"]
     summary = comparison.summary(paths)
     assert (
         summary[0] == "6 pairs compared: 4 passed, 2 failed, 0 unreadable; unmatched tensors: 0 golden, 0 my"
