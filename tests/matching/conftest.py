@@ -5,10 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from llama_dumps import LlamaConfig, build_llama, plant, sequences, write_atb_dump, write_torch_dump
-
-PLANTED = "model.layers.1.mlp.down_proj"
-"""The linear whose weights the "planted" models perturb."""
+from llama_dumps import PLANTED, LlamaConfig, build_llama, plant, sequences, write_atb_dump, write_torch_dump
 
 
 @pytest.fixture(scope="session")

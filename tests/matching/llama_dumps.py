@@ -26,6 +26,8 @@ from pytest_llmprec.capture import DumpConfig, register_hook
 from pytest_llmprec.formats import save_atb_bin
 
 ELEWISE_ADD, ELEWISE_MUL, ELEWISE_QUANT = 8, 9, 17
+PLANTED = "model.layers.1.mlp.down_proj"
+"""The linear whose weights the "planted" models perturb."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PLANTED
+from llama_dumps import PLANTED
 
 from pytest_llmprec.compare.metrics import compare_tensors
 from pytest_llmprec.dumps import load_dump
