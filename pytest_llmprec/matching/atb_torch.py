@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..dumps.base import Dump, TensorRecord
+from ..dumps.base import Dump, TensorRecord, natural_key
 from .base import Explanation, MatchOptions, MatchResult, Pair, Unmatched, token_label
 from .file_pairs import LinkFiles, link_files
 from .op_mapping import OpMapping
@@ -54,6 +54,7 @@ class _Side:
         self.dump = dump
         self.role = role
         self.runtime = dump.kind
+        self.notes = notes
         self.run, self.others, note = compared_run(dump)
         if note:
             notes.append(note)
@@ -134,6 +135,12 @@ class _Side:
                 chosen.append(
                     _Tree(atb_tree_from_folders(paths, name), "operation folder names", frozenset(loose))
                 )
+                if self.trees:
+                    shown = ", ".join(sorted(loose, key=natural_key)[:3])
+                    self.notes.append(
+                        f"{self.role} token {token}: {len(loose)} top-level operation folders ({shown}, ...) "
+                        "are in no usable model topology JSON; their tree is rebuilt from the folder names"
+                    )
             self._token_trees[token] = chosen
         return self._token_trees[token]
 
@@ -394,9 +401,7 @@ class _LevelRun:
                             continue
                         reason = f"its node is {how}, but no rule pairs this file"
                     else:
-                        reason = reasons.get(
-                            (side.role, record.node), f"no {self.level}-level rule pairs this node"
-                        )
+                        reason = reasons.get((side.role, record.node)) or _outside_tree(side, record)
                     result.unmatched.append(Unmatched(side.role, record, reason))
         if skipped_inputs:
             result.notes.append(
@@ -458,12 +463,21 @@ class _LevelRun:
                 if key in linked_nodes or key in seen or not self._wanted(record):
                     continue
                 seen.add(key)
-                reason = reasons.get(key, f"no {self.level}-level rule pairs this node")
+                reason = reasons.get(key) or _outside_tree(side, record)
                 node_type = record.node_type
                 golden_node, my_node = (record.node, "") if side.role == "golden" else ("", record.node)
                 golden_type, my_type = (node_type, "") if side.role == "golden" else ("", node_type)
                 lines.append(Explanation((), golden_node, golden_type, my_node, my_type, "", reason))
         return lines
+
+
+def _outside_tree(side: _Side, record: TensorRecord) -> str:
+    """The reason for a record whose node is in none of the model trees used."""
+    base, at, call = record.node.rpartition("@")
+    if side.runtime == "torch" and at and call.isdigit():
+        return f"call {call} of {base} (a module called more than once): only its first call is matched"
+    sources = ", ".join(sorted({tree.source for tree in side.trees})) or "the dumped folders"
+    return f"not a node of the {side.role} model tree ({sources})"
 
 
 def _identity(t: TensorRecord, a: TensorRecord) -> tuple[TensorRecord, TensorRecord]:

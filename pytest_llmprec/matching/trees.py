@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dumps.base import natural_key
 from ..errors import LlmprecError
 
 MAX_DEPTH = 256
@@ -128,12 +129,8 @@ def tree_from_module_names(names: Iterable[str]) -> TreeNode:
         nodes[name] = node
         parent.children.append(node)
     for node in nodes.values():
-        node.children.sort(key=lambda child: _natural(child.name))
+        node.children.sort(key=lambda child: natural_key(child.name))
     return _number(root)
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(text))
 
 
 # --- ATB ---------------------------------------------------------------------------------------
@@ -189,7 +186,7 @@ def atb_tree_from_folders(paths: Iterable[str], model_name: str = "model") -> Tr
     """An ATB tree rebuilt from dumped operation folder paths (no usable topology JSON)."""
     root = TreeNode("root", model_name, "")
     nodes: dict[str, TreeNode] = {"": root}
-    for path in sorted(set(paths), key=lambda p: tuple(_natural(s) for s in p.split("/"))):
+    for path in sorted(set(paths), key=lambda p: tuple(natural_key(s) for s in p.split("/"))):
         segments = path.split("/")
         for depth in range(1, len(segments) + 1):
             prefix = "/".join(segments[:depth])

@@ -212,6 +212,8 @@ class AtbOp:
     param: dict = field(default_factory=dict)
     split_dim: int | None = None
     """Tensor-parallel ranks hold slices of this op's tensors along this dimension (None: replicated)."""
+    whole: tuple[int, ...] = ()
+    """Inputs every rank holds whole (rope tables, sequence lengths)."""
 
     def graph_inputs(self) -> list[torch.Tensor]:
         if not self.children:
@@ -270,10 +272,18 @@ def layer_ops(layer: LlamaDecoderLayer, x: torch.Tensor, rope: list[torch.Tensor
     cos_t, sin_t = attn.rotary_emb(shaped[2], tokens)
     q_rot = _flat((shaped[0] * cos_t + rotate_half(shaped[0]) * sin_t).transpose(1, 2))
     k_rot = _flat((shaped[1] * cos_t + rotate_half(shaped[1]) * sin_t).transpose(1, 2))
+    tables = (2, 3, 4)  # cos, sin and the sequence length are whole on every rank
     rope_op = AtbOp(
-        "RopeOperation", [q, k, cos, sin, seqlen], [q_rot, k_rot], param={"rotaryCoeff": 2}, split_dim=-1
+        "RopeOperation",
+        [q, k, cos, sin, seqlen],
+        [q_rot, k_rot],
+        param={"rotaryCoeff": 2},
+        split_dim=-1,
+        whole=tables,
     )
-    rotary = AtbOp("RotaryPositionEmbedding", children=[rope_op], outputs=[q_rot, k_rot], split_dim=-1)
+    rotary = AtbOp(
+        "RotaryPositionEmbedding", children=[rope_op], outputs=[q_rot, k_rot], split_dim=-1, whole=tables
+    )
     context = _flat(attn.attend(*(attn.heads(t.reshape(1, tokens, -1)) for t in (q_rot, k_rot)), shaped[2]))
     self_attention = AtbOp(
         "SelfAttentionOperation",
@@ -444,7 +454,8 @@ def write_round(
         ):
             (path / phase).mkdir(parents=True, exist_ok=True)
             for index, tensor in enumerate(tensors):
-                value = _atb_dtype(_shard(tensor.detach(), op.split_dim, rank, world))
+                whole = role == "intensor" and index in op.whole
+                value = _atb_dtype(_shard(tensor.detach(), None if whole else op.split_dim, rank, world))
                 target = path / phase / f"{role}{index}.bin"
                 if statistics:
                     target.write_text(atb_statistics_text(value))
