@@ -10,8 +10,15 @@ from .by_name import ManualMatcher, SameKindMatcher, SingleFileMatcher
 from .mapping_file import NameMapping
 from .op_mapping import OpMapping
 from .tokens import parse_tokens
+from .torchair import TorchairMatcher
 
-MATCHERS: list[Matcher] = [ManualMatcher(), SingleFileMatcher(), TreeMatcher(), SameKindMatcher()]
+MATCHERS: list[Matcher] = [
+    ManualMatcher(),
+    SingleFileMatcher(),
+    TreeMatcher(),
+    TorchairMatcher(),
+    SameKindMatcher(),
+]
 """Tried in order; the first of the run's mode whose ``applies`` is true pairs the dumps."""
 
 
@@ -44,6 +51,7 @@ __all__ = [
     "NameMapping",
     "OpMapping",
     "Pair",
+    "TorchairMatcher",
     "TreeMatcher",
     "Unmatched",
     "match_dumps",
