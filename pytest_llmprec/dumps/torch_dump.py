@@ -101,6 +101,11 @@ def _tree_order(tree: Any) -> tuple[dict[str, int], dict[str, str]]:
     return positions, types
 
 
+def module_positions(tree: Any) -> dict[str, int]:
+    """Post-order position of every module of a ``model_tree.json`` tree (the execution order of outputs)."""
+    return _tree_order(tree)[0]
+
+
 def _implied_key(name: str) -> tuple[Any, ...]:
     """Post-order by name alone: ``a.b.c`` before ``a.b``, siblings in natural order."""
     return (*((0, natural_key(part)) for part in name.split(".")), (1,))

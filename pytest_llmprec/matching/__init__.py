@@ -9,8 +9,10 @@ from .base import LEVELS, MODES, Explanation, Matcher, MatchOptions, MatchResult
 from .by_name import ManualMatcher, SameKindMatcher, SingleFileMatcher
 from .mapping_file import NameMapping
 from .op_mapping import OpMapping
+from .stats import StatsMatcher
 from .tokens import parse_tokens
 from .torchair import TorchairMatcher
+from .weights import WeightsMatcher
 
 MATCHERS: list[Matcher] = [
     ManualMatcher(),
@@ -18,6 +20,8 @@ MATCHERS: list[Matcher] = [
     TreeMatcher(),
     TorchairMatcher(),
     SameKindMatcher(),
+    StatsMatcher(),
+    WeightsMatcher(),
 ]
 """Tried in order; the first of the run's mode whose ``applies`` is true pairs the dumps."""
 
@@ -51,9 +55,11 @@ __all__ = [
     "NameMapping",
     "OpMapping",
     "Pair",
+    "StatsMatcher",
     "TorchairMatcher",
     "TreeMatcher",
     "Unmatched",
+    "WeightsMatcher",
     "match_dumps",
     "parse_tokens",
     "register_matcher",

@@ -17,7 +17,7 @@ from ..dumps.base import TensorRecord
 from ..errors import DumpFormatError
 from .op_mapping import ALL_INPUT, ALL_OUTPUT
 from .policies import NodeLink
-from .records import RopeRecord, ShardedRecord, merge_dim, record_shape
+from .records import RopeRecord, ShardedRecord, StatsRecord, merge_dim, record_shape
 
 _NESTED_OUTPUT = re.compile(r"output_\d+_\d+")
 _QKV_PROJECTION = re.compile(r"\.self_attn\.([qkv])_proj$")
@@ -91,6 +91,8 @@ def _fields(record: TensorRecord) -> dict:
 
 def element_count(record: TensorRecord, cache: dict[tuple[str, str | None], int | None]) -> int | None:
     """The element count of a record's tensor from the file headers; None if unreadable."""
+    if isinstance(record, StatsRecord):
+        return record.tensor_elements()
     if isinstance(record, ShardedRecord) and len(record.shards) > 1:
         shapes = [_shape(shard, cache) for shard in record.shards]
         partner = _shape(record.partner_shards[0], cache)
@@ -143,7 +145,8 @@ def link_files(
     transformed = False
     if torch_runtime == "torch":
         atb_files = qkv_special(link.torch.name, torch_files, atb_files)
-        rope = rope_special(link.torch.name, torch_files, atb_files)
+        statistics = any(isinstance(r, StatsRecord) for r in atb_files)  # no tensor to cut
+        rope = None if statistics else rope_special(link.torch.name, torch_files, atb_files)
         if rope is not None:
             torch_files, atb_files = rope
             transformed = True

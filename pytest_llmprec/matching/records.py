@@ -9,7 +9,7 @@ comparison then calls ``load()``), except where the tensor can be built without 
 from __future__ import annotations
 
 import math
-import struct
+import re
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -218,8 +218,8 @@ class StatsRecord(TensorRecord):
     """A dumped tensor known by its statistics only (``statistics.csv`` row or ATB stats file).
 
     ``values`` are max, min, mean and L2 norm (NaN where the dump lacks one); the record loads as
-    that float64 vector, so a statistics pair can be compared and judged like a tensor pair.
-    ``dtype``/``shape`` are the dumped tensor's, as text.
+    that float32 vector, so a statistics pair can be compared and judged like a tensor pair (the
+    float32 standard applies to it). ``dtype``/``shape`` are the dumped tensor's, as text.
     """
 
     values: tuple[float, float, float, float] = (math.nan,) * 4
@@ -229,16 +229,25 @@ class StatsRecord(TensorRecord):
     def load(self) -> torch.Tensor:
         import torch
 
-        return torch.tensor(self.values, dtype=torch.float64)
+        return torch.tensor(self.values, dtype=torch.float32)
 
     def load_raw(self) -> RawTensor | None:
+        import numpy as np
+
         from ..formats.raw_tensor import RawTensor
 
-        data = memoryview(struct.pack(f"<{len(self.values)}d", *self.values))
-        return RawTensor(data, "torch.float64", (len(self.values),), self.path, self.member)
+        with np.errstate(over="ignore"):  # a statistic beyond float32 becomes inf
+            data = memoryview(np.asarray(self.values, dtype="<f4").tobytes())
+        return RawTensor(data, "torch.float32", (len(self.values),), self.path, self.member)
 
     def statistics(self) -> dict[str, float]:
         return dict(zip(STATISTICS, self.values, strict=True))
+
+    def tensor_elements(self) -> int | None:
+        """The element count of the dumped tensor, from its shape text (``(1, 5, 16)``), or None."""
+        if not self.shape:
+            return None
+        return math.prod(int(size) for size in re.findall(r"\d+", self.shape))
 
     def describe(self) -> str:
         return self.path if self.member is None else f"{self.path}[{self.member}]"

@@ -17,6 +17,7 @@ __all__ = ["pytest_addoption", "pytest_configure"]
 def pytest_configure(config: pytest.Config) -> None:
     _declare_markers(config)
     from . import fixtures
+    from .cross_runtime import CrossRuntimeReports
     from .hooks import STASH, LlmPlugin
     from .options import read_settings
 
@@ -24,3 +25,4 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STASH] = plugin
     config.pluginmanager.register(fixtures, "llmprec-fixtures")
     config.pluginmanager.register(plugin, "llmprec-session")
+    config.pluginmanager.register(CrossRuntimeReports(config, plugin.settings), "llmprec-cross-runtime")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ..errors import LlmprecError
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 from ..standards.thresholds import Rule, Threshold, parse_rules
 
 DEFAULT_REPORT_DIR = "llmprec-report"
+LEVELS = ("layer", "module", "api", "logits")
+"""--llm-level values (``matching.base.LEVELS``, spelled here: loading the plugin imports no matcher)."""
 DEFAULT_BASELINE_TOLERANCE = 0.1
 
 MARKERS = (
@@ -105,6 +109,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "per-node thresholds, one 'GLOB metric>=value ...' rule per line",
         type="linelist",
     )
+    _add_cross_runtime_options(add)
+
+
+def _add_cross_runtime_options(add) -> None:
+    """Options of cross-runtime matching (torch vs ATB, GE vs FX, statistics, weights)."""
+    add(
+        "--llm-level",
+        "llm_level",
+        f"tree matching level for torch vs ATB dumps: {', '.join(LEVELS)} "
+        "(default: the most detailed level that pairs tensors).",
+        metavar="LEVEL",
+    )
+    add(
+        "--llm-op-mapping-file",
+        "llm_op_mapping_file",
+        "msit op mapping JSON (or a folder holding op_mapping_file.json): "
+        '{"AtbType[_outtensorN]": ["TorchType[_output_N]", ...]}.',
+        metavar="PATH",
+    )
+    add(
+        "--llm-stats",
+        "llm_stats",
+        "compare the dumped statistics (statistics.csv, ATB stats files) instead of tensors.",
+        ini_type="bool",
+        action="store_true",
+        default=False,
+    )
+    add(
+        "--llm-weights",
+        "llm_weights",
+        "compare weights (safetensors folders, weight files, a torch dump's weights/), de-quantised.",
+        ini_type="bool",
+        action="store_true",
+        default=False,
+    )
+    add(
+        "--llm-explain-mapping",
+        "llm_explain_mapping",
+        "print and write (llmprec_mapping_*.csv) which nodes paired by which rule, and why others did not.",
+        ini_type="bool",
+        action="store_true",
+        default=False,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -130,10 +177,21 @@ class Settings:
     update_baseline: bool
     fail_on_unmatched: bool
     rules: tuple[Rule, ...]
+    level: str | None = None
+    op_mapping: Any = None
+    """The parsed ``matching.op_mapping.OpMapping`` of --llm-op-mapping-file, or None."""
+    stats: bool = False
+    weights: bool = False
+    explain_mapping: bool = False
 
     @property
     def compares_dumps(self) -> bool:
         return self.golden is not None and self.my is not None
+
+    @property
+    def match_mode(self) -> str:
+        """What the dumps' pairs compare: ``tensors``, ``stats`` (--llm-stats) or ``weights``."""
+        return "stats" if self.stats else "weights" if self.weights else "tensors"
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -187,4 +245,33 @@ def read_settings(config: pytest.Config) -> Settings:
     )
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
-    return settings
+    return replace(settings, **_cross_runtime_settings(config, path))
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    return bool(config.getoption(name) or config.getini(name))
+
+
+def _cross_runtime_settings(config: pytest.Config, path) -> dict:
+    level = config.getoption("llm_level") or config.getini("llm_level") or None
+    if level is not None and level not in LEVELS:
+        raise pytest.UsageError(f"--llm-level={level}: unknown level; choose one of {', '.join(LEVELS)}")
+    mapping_path = path("llm_op_mapping_file")
+    try:
+        op_mapping = None
+        if mapping_path:
+            from ..matching.op_mapping import OpMapping
+
+            op_mapping = OpMapping.load(mapping_path)
+    except LlmprecError as exc:
+        raise pytest.UsageError(f"--llm-op-mapping-file: {exc}") from None
+    stats, weights = _flag(config, "llm_stats"), _flag(config, "llm_weights")
+    if stats and weights:
+        raise pytest.UsageError("--llm-stats and --llm-weights compare different things: give one of them")
+    return {
+        "level": level,
+        "op_mapping": op_mapping,
+        "stats": stats,
+        "weights": weights,
+        "explain_mapping": _flag(config, "llm_explain_mapping"),
+    }

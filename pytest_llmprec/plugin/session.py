@@ -106,7 +106,14 @@ class LlmSession:
             if golden is None or my is None:
                 self._match = MatchResult()
             else:
-                options = MatchOptions(self.tokens, self.settings.select, self.mapping)
+                options = MatchOptions(
+                    self.tokens,
+                    self.settings.select,
+                    self.mapping,
+                    level=self.settings.level,
+                    op_mapping=self.settings.op_mapping,
+                    mode=self.settings.match_mode,
+                )
                 try:
                     self._match = match_dumps(golden, my, options)
                 except LlmprecError as exc:

@@ -527,3 +527,45 @@ def write_atb_dump(
 def layer_folder(layer: int) -> str:
     """The ATB folder of decoder layer ``layer`` in a prefill round (the embedding is op 0)."""
     return f"{layer + 1}_LlamaLayer"
+
+
+# --- weights -------------------------------------------------------------------------------------
+
+
+def quantise(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric per-output-channel int8: ``weight ≈ (q - offset) * scale`` (msit's convention)."""
+    low, high = weight.amin(1), weight.amax(1)
+    scale = (high - low).clamp_min(1e-8) / 255
+    offset = (-128 - low / scale).round()
+    q = (weight / scale[:, None] + offset[:, None]).round().clamp(-128, 127).to(torch.int8)
+    return q, scale, offset
+
+
+def write_weights(
+    model: LlamaForCausalLM,
+    folder: Path,
+    quant: bool = False,
+    shards: int = 2,
+    scale_error: str | None = None,
+) -> Path:
+    """The model's weights as ``model-0000k-of-0000n.safetensors`` shards; with ``quant``, every
+    linear weight as int8 with ``weight_scale``/``weight_offset`` (``scale_error``: that weight's
+    scale is written twice too large)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name, param in model.state_dict().items():
+        if quant and name.endswith("_proj.weight"):
+            q, scale, offset = quantise(param)
+            base = name[: -len("weight")]
+            tensors[name] = q
+            tensors[base + "weight_scale"] = scale * (2 if name == scale_error else 1)
+            tensors[base + "weight_offset"] = offset
+        else:
+            tensors[name] = param.detach().clone()
+    folder.mkdir(parents=True, exist_ok=True)
+    names = list(tensors)
+    for shard in range(shards):
+        part = {name: tensors[name].contiguous() for name in names[shard::shards]}
+        save_file(part, str(folder / f"model-{shard + 1:05d}-of-{shards:05d}.safetensors"))
+    return folder
