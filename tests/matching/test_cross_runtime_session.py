@@ -108,9 +108,18 @@ def test_weights_items_and_report(pytester, tmp_path):
     } == {"failed"}
 
 
-def test_ge_vs_fx_items(pytester, tmp_path):
-    fx = write_fx_dump(tmp_path / "fx")
-    ge = write_ge_dump_tree(tmp_path / "ge", fuse=("add", "relu"), transdata_after="mul")
+@pytest.fixture(scope="module")
+def torchair_roots(tmp_path_factory):
+    """Written outside the pytester fixture: pytester forgets the modules imported while it is active,
+    and torch.compile's backend registry does not survive that."""
+    folder = tmp_path_factory.mktemp("torchair")
+    return write_fx_dump(folder / "fx"), write_ge_dump_tree(
+        folder / "ge", fuse=("add", "relu"), transdata_after="mul"
+    )
+
+
+def test_ge_vs_fx_items(pytester, torchair_roots):
+    fx, ge = torchair_roots
     result = run(pytester, fx, ge, "-q", "--llm-tokens=0")
     result.assert_outcomes(passed=13)
     collected = run(pytester, fx, ge, "--collect-only", "-q", "--llm-tokens=0")
