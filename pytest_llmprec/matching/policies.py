@@ -11,9 +11,9 @@ layers are found without the "more than 10 layers" minimum; name matches also ne
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .op_mapping import ALL_INPUT, ALL_OUTPUT, BUILTIN_LEAF, OpMapping
 from .trees import TreeNode, find_layers
@@ -338,7 +338,8 @@ DETAIL_ORDER = ("api", "module", "layer")
 
 def level_links(pair: TreePair, level: str) -> list[NodeLink]:
     """The links of ``level``'s policies; one link per (torch node, location, ATB node, location),
-    the first rule that made it kept."""
+    the first rule that made it kept. A heuristic link stays ``checked`` only where a node has more
+    than one partner (the sizes then tell the right one); a node's only partner is kept as found."""
     seen: set[tuple[int, str, int, str]] = set()
     links = []
     for policy in LEVEL_POLICIES[level]:
@@ -347,4 +348,10 @@ def level_links(pair: TreePair, level: str) -> list[NodeLink]:
             if key not in seen:
                 seen.add(key)
                 links.append(link)
-    return links
+    partners = Counter(id(link.torch) for link in links) + Counter(-id(link.atb) - 1 for link in links)
+    return [
+        link
+        if not link.checked or partners[id(link.torch)] > 1 or partners[-id(link.atb) - 1] > 1
+        else replace(link, checked=False)
+        for link in links
+    ]
