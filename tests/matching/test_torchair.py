@@ -167,3 +167,19 @@ def test_old_fx_layout_counts_tokens_from_one(dumps, tmp_path):
     assert all(
         "/1/gm_" in p.golden.path for p in result.pairs if p.token == 0 and p.golden.path.endswith(".npy")
     )
+
+
+def test_a_missing_constituent_dump_leaves_its_inputs_unpaired(dumps, tmp_path):
+    off_root = tmp_path / "msit_ge_dump"
+    shutil.copytree(dumps("ge-off"), off_root)
+    for path in off_root.rglob("Add.Add_3.*"):
+        path.unlink()
+    result = match_dumps(load_dump(off_root), load_dump(dumps("ge-fused", fuse=FUSED, transdata_after="mul")))
+    assert "Relu_4/output_0 ↔ Add_3Relu_4/output_0" in keys(result)
+    assert not any(key.startswith("Add_3/") for key in keys(result))
+    reasons = {
+        (u.record.node, u.record.leaf): u.reason
+        for u in result.unmatched
+        if u.side == "my" and u.record.token == 0
+    }
+    assert reasons[("Add_3Relu_4", "input_0")] == "golden op Add_3 has no dump of this input"
