@@ -1,11 +1,11 @@
 """Cross-runtime matching speed: ``match_dumps`` of a torch dump against an ATB dump of one model.
 
 Writes (once; later runs reuse the folder) the torch dump and the ATB dump of a Llama-style model
-of 20 and of 40 layers over 9 forward calls (over 10,000 tensors per side at 40 layers), with the test suite's writers (``tests/matching/
-llama_dumps.py``: the project's torch capture, ATB topology JSONs and ``.bin`` files), then
-times, page cache warm, best of ``--repeat``: ``os.walk`` over both dumps (the baseline),
-``load_dump`` of both, and ``match_dumps`` (the tree matching: trees, policies, file pairing,
-including the header reads of the pairs heuristic rules propose).
+of 20 and of 40 layers over 9 forward calls (over 10,000 tensors per side at 40 layers) with the
+test suite's writers (``tests/matching/llama_dumps.py``: the project's torch capture, ATB topology
+JSONs and ``.bin`` files), then times, page cache warm, best of ``--repeat``: ``os.walk`` over
+both dumps (the baseline), ``load_dump`` of both, and ``match_dumps`` (the tree matching: trees,
+policies, file pairing, including the header reads of the pairs heuristic rules propose).
 
     python benchmarks/bench_matching.py [--folder DIR] [--calls 9] [--repeat 3]
 """
