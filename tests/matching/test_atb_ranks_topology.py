@@ -217,3 +217,37 @@ def test_a_planted_divergence_is_found_with_two_ranks(llama_dumps, torch_dump):
         failing(match_dumps(torch_dump, my))[0]
         == f"token0/root.{PLANTED}/output ↔ 2_LlamaLayer/2_Mlp/5_LinearOperation/after/outtensor0"
     )
+
+
+@pytest.fixture
+def torch_ranks(llama_dumps, tmp_path):
+    """The torch dump's process folder copied as ranks npu0 and npu1 (and, unrelated, npu0 of another pid)."""
+    root = tmp_path / "msit_dump_20240101_000000"
+    (process,) = (llama_dumps("torch") / "torch_tensors").iterdir()
+    for name in ("npu0_1000", "npu1_1001"):
+        shutil.copytree(process, root / "torch_tensors" / name)
+    return root
+
+
+def test_torch_ranks_pair_with_atb_ranks(torch_ranks, llama_dumps):
+    result = match_dumps(load_dump(torch_ranks), load_dump(llama_dumps("atb", world=2)))
+    assert {p.key.split("/")[1] for p in result.pairs} == {"rank0", "rank1"}
+    assert [p.key for p in result.pairs if p.key.startswith("token0/rank0/")][0] == API_TOKEN0[0].replace(
+        "token0/", "token0/rank0/"
+    )
+    assert all(p.golden.path.split("/torch_tensors/")[1][:4] == f"npu{p.my.rank}" for p in result.pairs)
+
+
+def test_torch_processes_of_another_run_are_not_merged(torch_ranks, llama_dumps):
+    other = torch_ranks / "torch_tensors" / "npu0_2000"
+    shutil.copytree(torch_ranks / "torch_tensors" / "npu0_1000", other)
+    tree = json.loads((other / "model_tree.json").read_text())
+    tree["type"] = "AnotherModel"
+    (other / "model_tree.json").write_text(json.dumps(tree))
+    result = match_dumps(load_dump(torch_ranks), load_dump(llama_dumps("atb")))
+    assert token0(result) == API_TOKEN0, "two replicated ranks against one: rank 0 of the merge"
+    assert all(len(p.golden.shards) == 2 for p in result.pairs if isinstance(p.golden, ShardedRecord))
+    assert {u.reason for u in result.unmatched if "npu0_2000" in u.record.path} == {
+        "process npu0_2000 is not a rank of the compared run"
+    }
+    assert failing(result) == []
