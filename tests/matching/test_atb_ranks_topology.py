@@ -232,7 +232,7 @@ def torch_ranks(llama_dumps, tmp_path):
 def test_torch_ranks_pair_with_atb_ranks(torch_ranks, llama_dumps):
     result = match_dumps(load_dump(torch_ranks), load_dump(llama_dumps("atb", world=2)))
     assert {p.key.split("/")[1] for p in result.pairs} == {"rank0", "rank1"}
-    assert [p.key for p in result.pairs if p.key.startswith("token0/rank0/")][0] == API_TOKEN0[0].replace(
+    assert next(p.key for p in result.pairs if p.key.startswith("token0/rank0/")) == API_TOKEN0[0].replace(
         "token0/", "token0/rank0/"
     )
     assert all(p.golden.path.split("/torch_tensors/")[1][:4] == f"npu{p.my.rank}" for p in result.pairs)
