@@ -121,7 +121,7 @@ class _AtbIndexer:
             folders, _ = self.walker.listdir(tensors) if self.walker.enter(tensors) else ([], [])
             device_folders = [entry.path for entry in folders if _DEVICE_FOLDER.fullmatch(entry.name)]
         topologies: dict[str, _Topology] = {}
-        info: dict[str, Any] = {}
+        info: dict[str, Any] = {"processes": {}}
         tokens: list[int | str] = []
         for folder in device_folders:
             name = os.path.basename(folder)
@@ -130,6 +130,7 @@ class _AtbIndexer:
                 self.walker.report(folder, "not a {device}_{pid} folder")
                 continue
             pid = match.group(2)
+            info["processes"][name] = {"path": folder, "device": int(match.group(1)), "pid": pid}
             if pid not in topologies:
                 topologies[pid] = self._topology(pid)
             tokens += self._device(folder, int(match.group(1)), topologies[pid])

@@ -101,6 +101,11 @@ def _tree_order(tree: Any) -> tuple[dict[str, int], dict[str, str]]:
     return positions, types
 
 
+def module_positions(tree: Any) -> dict[str, int]:
+    """Post-order position of every module of a ``model_tree.json`` tree (the execution order of outputs)."""
+    return _tree_order(tree)[0]
+
+
 def _implied_key(name: str) -> tuple[Any, ...]:
     """Post-order by name alone: ``a.b.c`` before ``a.b``, siblings in natural order."""
     return (*((0, natural_key(part)) for part in name.split(".")), (1,))
@@ -159,6 +164,7 @@ class _TorchIndexer:
         self.walker = SafeWalker(location.root, self.problems)
         self.rows: list[Row] = []
         self.model_trees: dict[int | None, str] = {}
+        self.processes: dict[str, dict[str, Any]] = {}
         self.statistics: dict[tuple[int | str, str, int | None], str] = {}
 
     def run(self) -> Dump:
@@ -173,7 +179,11 @@ class _TorchIndexer:
             device_folders = [entry.path for entry in folders if _device_rank(entry.name)[0]]
         for folder in device_folders:
             self._device(folder)
-        info: dict[str, Any] = {"model_trees": self.model_trees, "statistics": self.statistics}
+        info: dict[str, Any] = {
+            "model_trees": self.model_trees,
+            "statistics": self.statistics,
+            "processes": self.processes,
+        }
         if location.token is not None:
             number = as_number(location.token)
             info["pinned_token"] = location.token if number is None else number
@@ -185,6 +195,8 @@ class _TorchIndexer:
         positions: dict[str, int] = {}
         types: dict[str, str] = {}
         calls: dict[str, list[str]] = {}
+        process: dict[str, Any] = {"path": folder, "device": rank, "model_tree": None}
+        self.processes[os.path.basename(folder)] = process
         for entry in files:
             if entry.name == ORDER_FILE:
                 calls = _execution_order(self.walker.read_json(entry.path))
@@ -196,6 +208,7 @@ class _TorchIndexer:
                     positions, types = _tree_order(tree)
                     if positions:
                         self.model_trees[rank] = entry.path
+                        process["model_tree"] = tree
                     else:
                         self.walker.report(entry.path, "no module tree ({name, type, children}) in the file")
             else:

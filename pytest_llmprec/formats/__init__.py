@@ -24,11 +24,15 @@ _EXPORTS = {
     "FxFileName": "torchair_names",
     "GeDump": "ge_dump",
     "GeFileName": "torchair_names",
+    "GeGraph": "ge_graph",
+    "GeGraphOp": "ge_graph",
     "GeTensor": "ge_dump",
     "parse_fx_file_name": "torchair_names",
     "parse_ge_file_name": "torchair_names",
     "read_ge_dump": "ge_dump",
+    "read_ge_graph": "ge_graph",
     "write_ge_dump": "ge_dump",
+    "write_ge_graph": "ge_graph",
     "TensorInfo": "registry",
     "detect_format": "registry",
     "list_members": "registry",
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
     from .atb_header import read_atb_stats
     from .device_layouts import nc1hwc0_to_nchw, nchw_to_nc1hwc0, nd_to_nz, nz_to_nd
     from .ge_dump import GeDump, GeTensor, read_ge_dump, write_ge_dump
+    from .ge_graph import GeGraph, GeGraphOp, read_ge_graph, write_ge_graph
     from .raw import read_raw
     from .raw_tensor import RawTensor
     from .registry import TensorInfo, detect_format, list_members, load_tensor, probe_tensor

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
-from .settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, CompareSettings
+from .settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, MATCH_LEVELS, CompareSettings
 
 DESCRIPTION = """\
 Compare a golden dump with a dump under test, pair by pair, and write the reports.
@@ -38,6 +38,7 @@ OPTION_NAMES = {
     "baseline": "--baseline",
     "update_baseline": "--update-baseline",
     "report_dir": "--output",
+    "op_mapping_file": "--op-mapping-file",
 }
 
 
@@ -71,6 +72,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--select", action="append", default=[], metavar="GLOB", help="only nodes matching GLOB (repeatable)"
     )
     parser.add_argument("--mapping-file", metavar="PATH", help="JSON mapping golden node names to my names")
+    parser.add_argument(
+        "-cl",
+        "--cmp-level",
+        choices=MATCH_LEVELS,
+        help="torch vs ATB matching level (default: the most detailed)",
+    )
+    parser.add_argument(
+        "-mf", "--op-mapping-file", metavar="PATH", help="msit's op mapping JSON, or the folder holding it"
+    )
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("-st", "--stats", action="store_true", help="compare dumped statistics, not tensors")
+    kind.add_argument("-w", "--weight", action="store_true", help="compare weights, de-quantised")
+    parser.add_argument(
+        "--explain-mapping", action="store_true", help="print and write which nodes paired by which rule"
+    )
+    parser.add_argument("--no-html", dest="html", action="store_false", help="do not write the HTML report")
+    parser.add_argument(
+        "--plots", metavar="DIR", help="also write the report's plots as PNG files (matplotlib)"
+    )
     parser.add_argument("--baseline", metavar="PATH", help="baseline metrics CSV to gate regressions against")
     parser.add_argument(
         "--baseline-tolerance",
@@ -112,6 +132,13 @@ def settings_of(args: argparse.Namespace) -> CompareSettings:
         baseline_tolerance=args.baseline_tolerance,
         update_baseline=args.update_baseline,
         fail_on_unmatched=args.fail_on_unmatched,
+        html=args.html,
+        plots_dir=Path(args.plots).absolute() if args.plots else None,
+        level=args.cmp_level,
+        op_mapping_file=Path(args.op_mapping_file).absolute() if args.op_mapping_file else None,
+        stats=args.stats,
+        weights=args.weight,
+        explain_mapping=args.explain_mapping,
         option_names=OPTION_NAMES,
     )
 
@@ -173,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         paths = comparison.write_reports()
         comparison.close()
     if not quiet:
-        for line in comparison.summary(paths):
+        for line in [*comparison.summary(paths), *comparison.mapping_lines()]:
             print(line)
     unmatched = bool(comparison.match().unmatched) and args.fail_on_unmatched
     return 1 if failed or unmatched else 0

@@ -48,6 +48,14 @@ class Comparison:
             self.mapping = NameMapping.load(settings.mapping_file) if settings.mapping_file else None
         except LlmprecError as exc:
             raise SetupError(f"{settings.named('mapping_file')}: {exc}") from None
+        self.op_mapping = None
+        if settings.op_mapping_file is not None:
+            from ..matching.op_mapping import OpMapping
+
+            try:
+                self.op_mapping = OpMapping.load(settings.op_mapping_file)
+            except LlmprecError as exc:
+                raise SetupError(f"{settings.named('op_mapping_file')}: {exc}") from None
         self.baseline = self._load_baseline()
 
     def _load_baseline(self) -> Baseline | None:
@@ -86,7 +94,15 @@ class Comparison:
             if golden is None or my is None:
                 self._match = MatchResult()
             else:
-                options = MatchOptions(self.tokens, self.settings.select, self.mapping)
+                settings = self.settings
+                options = MatchOptions(
+                    self.tokens,
+                    settings.select,
+                    self.mapping,
+                    level=settings.level,
+                    op_mapping=self.op_mapping,
+                    mode=settings.match_mode,
+                )
                 try:
                     self._match = match_dumps(golden, my, options)
                 except LlmprecError as exc:
@@ -171,6 +187,15 @@ class Comparison:
     def write_reports(self) -> list[Path]:
         """Write the report files (none when nothing was compared and nothing is unmatched)."""
         return reports.write_reports(self.settings, self.started, self.rows, self.matched(), self.baseline)
+
+    def mapping_lines(self, limit: int | None = None) -> list[str]:
+        """With ``explain_mapping``: which nodes paired by which rule, and why others did not."""
+        match = self.matched()
+        if not self.settings.explain_mapping or match is None:
+            return []
+        from ..matching.explain import explanation_lines, explanation_rows
+
+        return explanation_lines(explanation_rows(match), limit)
 
     def summary(self, report_paths: Iterable[Path] = ()) -> list[str]:
         """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths."""

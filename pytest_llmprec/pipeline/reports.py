@@ -50,6 +50,22 @@ def write_reports(
         written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, table))
     if settings.update_baseline and settings.baseline is not None:
         written.append(write_baseline(settings.baseline, ordered))
+    if (
+        settings.compares_dumps
+        and match is not None
+        and (settings.stats or settings.weights or settings.explain_mapping)
+    ):
+        from ..report.cross_runtime import write_cross_runtime_reports
+
+        written += write_cross_runtime_reports(
+            match,
+            ordered,
+            settings.report_dir,
+            stamp,
+            stats=settings.stats,
+            weights=settings.weights,
+            explain=settings.explain_mapping,
+        )
     if settings.html or settings.plots_dir:
         from ..report.visual import ReportContext, describe_standard, write_visual_reports
 

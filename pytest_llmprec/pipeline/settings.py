@@ -9,6 +9,9 @@ from ..standards import Rule, Threshold
 
 DEFAULT_REPORT_DIR = "llmprec-report"
 DEFAULT_BASELINE_TOLERANCE = 0.1
+MATCH_LEVELS = ("layer", "module", "api", "logits")
+"""Tree matching levels of torch vs ATB dumps (``matching.base.LEVELS``, spelled here so that front ends
+read their options without importing the matchers)."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,23 @@ class CompareSettings:
     rules: tuple[Rule, ...] = ()
     html: bool = True
     plots_dir: Path | None = None
+    level: str | None = None
+    """Tree matching level of torch vs ATB dumps (``matching.base.LEVELS``); None: the most detailed."""
+    op_mapping_file: Path | None = None
+    stats: bool = False
+    weights: bool = False
+    explain_mapping: bool = False
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 
     @property
     def compares_dumps(self) -> bool:
         return self.golden is not None and self.my is not None
+
+    @property
+    def match_mode(self) -> str:
+        """What the dumps' pairs compare: ``tensors``, ``stats`` (statistics) or ``weights``."""
+        return "stats" if self.stats else "weights" if self.weights else "tensors"
 
     def named(self, setting: str) -> str:
         """The front end's name of ``setting`` for messages (the setting's own name by default)."""

@@ -36,6 +36,10 @@ def marker_layer(item: pytest.Item) -> Layer | None:
         raise LlmprecError(f"@pytest.mark.llm_precision: {exc}") from None
 
 
+MAPPING_LINES = 60
+"""Lines of ``--llm-explain-mapping`` printed in the terminal summary (all with -v; the CSV has all)."""
+
+
 class LlmPlugin:
     def __init__(self, config: pytest.Config, settings: CompareSettings) -> None:
         self.config = config
@@ -119,11 +123,16 @@ class LlmPlugin:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self._comparison is None or self.is_worker:
             return
-        lines = self._comparison.summary(self.report_paths)
-        if lines:
-            terminalreporter.section("llmprec")
-            for line in lines:
-                terminalreporter.write_line(line)
+        limit = None if self.config.option.verbose > 0 else MAPPING_LINES
+        sections = {
+            "llmprec": self._comparison.summary(self.report_paths),
+            "llmprec mapping": self._comparison.mapping_lines(limit),
+        }
+        for title, lines in sections.items():
+            if lines:
+                terminalreporter.section(title)
+                for line in lines:
+                    terminalreporter.write_line(line)
 
     def pytest_unconfigure(self) -> None:
         if self._comparison is not None:

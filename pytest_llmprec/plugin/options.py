@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..pipeline.settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, CompareSettings
+from ..pipeline.settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, MATCH_LEVELS, CompareSettings
 from ..report.png_plots import MATPLOTLIB_MISSING
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 from ..standards.thresholds import Threshold, parse_rules
@@ -21,6 +21,7 @@ OPTION_NAMES = {
     "baseline": "--llm-baseline",
     "update_baseline": "--llm-update-baseline",
     "report_dir": "--llm-report-dir",
+    "op_mapping_file": "--llm-op-mapping-file",
 }
 """Settings as the messages of a pytest run name them."""
 
@@ -171,7 +172,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
 
+    _add_cross_runtime_options(add)
     _add_overflow_options(parser)
+
+
+def _add_cross_runtime_options(add) -> None:
+    """Options of cross-runtime matching (torch vs ATB, GE vs FX, statistics, weights)."""
+    add(
+        "--llm-level",
+        "llm_level",
+        f"tree matching level for torch vs ATB dumps: {', '.join(MATCH_LEVELS)} "
+        "(default: the most detailed level that pairs tensors).",
+        metavar="LEVEL",
+    )
+    add(
+        "--llm-op-mapping-file",
+        "llm_op_mapping_file",
+        "msit op mapping JSON (or a folder holding op_mapping_file.json): "
+        '{"AtbType[_outtensorN]": ["TorchType[_output_N]", ...]}.',
+        metavar="PATH",
+    )
+    add(
+        "--llm-stats",
+        "llm_stats",
+        "compare the dumped statistics (statistics.csv, ATB stats files) instead of tensors.",
+        ini_type="bool",
+        action="store_true",
+        default=False,
+    )
+    add(
+        "--llm-weights",
+        "llm_weights",
+        "compare weights (safetensors folders, weight files, a torch dump's weights/), de-quantised.",
+        ini_type="bool",
+        action="store_true",
+        default=False,
+    )
+    add(
+        "--llm-explain-mapping",
+        "llm_explain_mapping",
+        "print and write (llmprec_mapping_*.csv) which nodes paired by which rule, and why others did not.",
+        ini_type="bool",
+        action="store_true",
+        default=False,
+    )
 
 
 # --- overflow scans of dumps (--llm-overflow) ---------------------------------------------------------
@@ -282,6 +326,14 @@ def read_settings(config: pytest.Config) -> CompareSettings:
             tolerance = float(text) if text else DEFAULT_BASELINE_TOLERANCE
         except ValueError:
             raise pytest.UsageError(f"ini llm_baseline_tolerance: {text!r} is not a number") from None
+    level = config.getoption("llm_level") or config.getini("llm_level") or None
+    if level is not None and level not in MATCH_LEVELS:
+        raise pytest.UsageError(
+            f"--llm-level={level}: unknown level; choose one of {', '.join(MATCH_LEVELS)}"
+        )
+    stats, weights = _flag(config, "llm_stats"), _flag(config, "llm_weights")
+    if stats and weights:
+        raise pytest.UsageError("--llm-stats and --llm-weights compare different things: give one of them")
     html_option = config.getoption("llm_html")
     settings = CompareSettings(
         golden=path("llm_golden"),
@@ -300,6 +352,11 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         rules=rules,
         html=config.getini("llm_html") if html_option is None else html_option,
         plots_dir=path("llm_plots"),
+        level=level,
+        op_mapping_file=path("llm_op_mapping_file"),
+        stats=stats,
+        weights=weights,
+        explain_mapping=_flag(config, "llm_explain_mapping"),
         option_names=OPTION_NAMES,
     )
     if settings.plots_dir is not None and importlib.util.find_spec("matplotlib") is None:
@@ -307,3 +364,7 @@ def read_settings(config: pytest.Config) -> CompareSettings:
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
     return settings
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    return bool(config.getoption(name) or config.getini(name))

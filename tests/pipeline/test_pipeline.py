@@ -45,7 +45,11 @@ def test_evaluations_follow_execution_order_and_judge_each_pair(tmp_path):
         "failed"
     ]
     paths = comparison.write_reports()
-    assert [p.name.split("_2")[0] for p in paths] == ["llmprec_cmp_report", "llmprec_unmatched", "llmprec_report"]
+    assert [p.name.split("_2")[0] for p in paths] == [
+        "llmprec_cmp_report",
+        "llmprec_unmatched",
+        "llmprec_report",
+    ]
     summary = comparison.summary(paths)
     assert (
         summary[0] == "6 pairs compared: 4 passed, 2 failed, 0 unreadable; unmatched tensors: 0 golden, 0 my"
@@ -124,3 +128,10 @@ def test_llmprec_compare_does_not_import_torch(tmp_path):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
     with open(next((tmp_path / "r").glob("llmprec_cmp_report_*.csv")), newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 6
+
+
+def test_the_front_ends_offer_the_matchers_levels():
+    from pytest_llmprec.matching.base import LEVELS
+    from pytest_llmprec.pipeline.settings import MATCH_LEVELS
+
+    assert MATCH_LEVELS == LEVELS
