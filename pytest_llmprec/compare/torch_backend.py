@@ -67,7 +67,7 @@ def _flat_pieces(tensor: torch.Tensor, limit: int | None) -> Iterator[torch.Tens
             yield from _flat_pieces(tensor[index], limit)
         return
     for start in range(0, tensor.shape[0], rows):
-        yield tensor[start : start + rows].reshape(-1)
+        yield tensor[start : start + rows].reshape(-1).contiguous()  # a 1-D view may keep a stride
 
 
 def aligned_pieces(
