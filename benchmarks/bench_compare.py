@@ -1,10 +1,15 @@
-"""Wall time and peak memory of ``pytest --llm-golden --llm-my`` on a realistic torch-dump pair.
+"""Wall time and peak memory of ``pytest --llm-golden --llm-my`` and ``llmprec compare`` on a dump pair.
 
-Builds (in a temporary folder, removed afterwards) two msit-layout PyTorch dumps of a
-Llama-shaped transformer with hidden size 2048 and a 384-token prompt over several tokens:
-activation files of megabytes (hidden states, q/k/v, the MLP's 5632-wide intermediates) plus
-the many small files a real dump also has (masks, norms' weights-sized inputs, position ids).
-The golden is float32; "my" is the same data with relative noise of 1e-4 (every pair passes).
+Two profiles of msit-layout PyTorch dumps (written in a temporary folder, removed afterwards, or
+kept in ``--keep DIR`` and reused):
+  realistic  (default) a Hugging Face LlamaForCausalLM (random weights, built in code: hidden 2048,
+             20 layers, 32 heads, 4 KV heads, intermediate 5632) dumped by register_hook over a
+             256-token prefill and 3 decode tokens, every module's inputs and outputs: the golden
+             in float32; "my" is every golden file rounded to bfloat16 (strides kept), so every
+             pair passes the bfloat16 standard. Thousands of files of every size, many of them
+             transposed views, the way real dumps are;
+  synthetic  a Llama-shaped set of large activation files (hidden 2048, a 384-token prompt) plus
+             small ones; "my" is the golden with relative noise of 1e-4.
 
 Measured, with the page cache warm:
   read floor   a separate Python process that imports torch and torch.load()s every file
@@ -17,7 +22,7 @@ The plugin reads msit torch dumps without importing torch (formats.read_raw), so
 beat the read floor, whose process imports torch.
 Peak RSS is the largest resident set of any process of the run (see measure.run_process).
 
-Run: python benchmarks/bench_compare.py [--layers 4] [--tokens 3]
+Run: python benchmarks/bench_compare.py [--profile realistic|synthetic] [--keep DIR] [--layers N]
 """
 
 from __future__ import annotations
@@ -103,27 +108,71 @@ def write_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, 
     return roots["golden"], roots["my"], total
 
 
+def write_realistic_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, Path, int]:
+    """A golden float32 dump of a random-weight HF Llama and its bfloat16-rounded copy."""
+    from pytest_llmprec import DumpConfig, register_hook
+    from pytest_llmprec.testing.llama import build_llama, prompt, run_tokens
+
+    model = build_llama(hidden=2048, layers=layers, intermediate=5632, heads=32, kv_heads=4, vocab=32000)
+    ids = prompt(model, seq + tokens - 1)
+    with register_hook(
+        model, DumpConfig(dump_path=str(folder / "golden"), token_range=list(range(tokens)))
+    ) as h:
+        run_tokens(model, ids, seq)
+    golden = h.root_dir
+    del model
+    my = folder / "my" / golden.name
+    total = 0
+    for path in sorted(golden.rglob("*")):
+        target = my / path.relative_to(golden)
+        if path.is_dir():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".pth":
+            tensor = torch.load(path, weights_only=True)
+            torch.save(tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor, target)
+            total += path.stat().st_size + target.stat().st_size
+        else:
+            shutil.copyfile(path, target)
+    return golden, my, total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--tokens", type=int, default=3)
-    parser.add_argument("--seq", type=int, default=384)
+    parser.add_argument("--profile", choices=("realistic", "synthetic"), default="realistic")
+    parser.add_argument("--layers", type=int, help="decoder layers (realistic 20, synthetic 4)")
+    parser.add_argument(
+        "--tokens", type=int, default=None, help="tokens (realistic 4: prefill + 3, synthetic 3)"
+    )
+    parser.add_argument("--seq", type=int, default=None, help="prompt length (realistic 256, synthetic 384)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="write the pair here once and reuse it (not removed)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="llmprec-bench-compare-"))
+    realistic = args.profile == "realistic"
+    layers = args.layers or (20 if realistic else 4)
+    tokens = args.tokens or (4 if realistic else 3)
+    seq = args.seq or (256 if realistic else 384)
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="llmprec-bench-compare-"))
     try:
         start = time.perf_counter()
-        golden, my, total = write_pair(folder, args.layers, args.tokens, args.seq)
-        files = sorted(str(p) for p in folder.rglob("*.pth"))
+        existing = sorted(folder.glob("golden/msit_dump_*")) if args.keep else []
+        if existing:
+            golden = existing[0]
+            my = folder / "my" / golden.name
+            total = sum(p.stat().st_size for p in folder.rglob("*.pth"))
+        else:
+            write = write_realistic_pair if realistic else write_pair
+            golden, my, total = write(folder, layers, tokens, seq)
+        files = sorted(str(p) for p in folder.rglob("*.pth") if "report" not in p.parts)
         print(
-            f"dump pair: {len(files)} files, {total / 2**30:.2f} GiB "
-            f"(hidden {HIDDEN}, seq {args.seq}, {args.layers} layers x {args.tokens} tokens), "
-            f"written in {time.perf_counter() - start:.0f} s"
+            f"dump pair ({args.profile}): {len(files)} files, {total / 2**30:.2f} GiB "
+            f"(hidden {HIDDEN}, seq {seq}, {layers} layers x {tokens} tokens), "
+            f"ready in {time.perf_counter() - start:.0f} s"
         )
         work = folder / "run"
-        work.mkdir()
+        work.mkdir(exist_ok=True)
         empty_tests = folder / "empty" / "test_empty.py"  # pytest's own cost for as many items
-        empty_tests.parent.mkdir()
+        empty_tests.parent.mkdir(exist_ok=True)
         empty_tests.write_text(
             f"import pytest\n\n\n@pytest.mark.parametrize('i', range({len(files) // 2}))\n"
             "def test_nothing(i):\n    pass\n"
@@ -131,9 +180,12 @@ def main() -> None:
         pytest_cmd = [sys.executable, "-m", "pytest", f"--llm-golden={golden}", f"--llm-my={my}", "-q",
                       "-p", "no:cacheprovider", f"--llm-report-dir={folder / 'report'}"]  # fmt: skip
         empty_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(empty_tests)]
+        compare_cmd = [sys.executable, "-m", "pytest_llmprec.cli", "compare", "-gp", str(golden),
+                       "-mp", str(my), "-o", str(folder / "report-cli"), "-l", "warning"]  # fmt: skip
         runs = {
             "read floor": [sys.executable, "-c", READ_FLOOR, *files],
             "serial": pytest_cmd,
+            "llmprec compare": compare_cmd,
             "-n 2": [*pytest_cmd, "-n", "2"],
             "empty tests, serial": [*empty_cmd],
             "empty tests, -n 2": [*empty_cmd, "-n", "2"],
@@ -146,14 +198,16 @@ def main() -> None:
             results[name] = best
             wall, rss, code = best
             print(f"{name:<22} {wall:7.2f} s   peak RSS {rss / 2**20:7.0f} MiB   exit {code}")
-        floor, serial, parallel, empty, empty_parallel = (results[name][0] for name in runs)
+        floor, serial, cli, parallel, empty, empty_parallel = (results[name][0] for name in runs)
         print(
-            f"serial / read floor: {serial / floor:.2f}x   serial / -n 2: {serial / parallel:.2f}x\n"
+            f"serial / read floor: {serial / floor:.2f}x   llmprec compare / floor: {cli / floor:.2f}x   "
+            f"serial / -n 2: {serial / parallel:.2f}x\n"
             f"the same number of empty tests: serial / -n 2: {empty / empty_parallel:.2f}x "
             f"(pytest-xdist's own start-up and per-item cost)"
         )
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

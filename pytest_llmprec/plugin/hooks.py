@@ -82,6 +82,10 @@ class LlmPlugin:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.settings.compares_dumps:  # here, so that the xdist controller reports it too
             self.matched_pairs()
+            line = _crowded_workers_line(self.config)
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if line and reporter is not None:
+                reporter.write_line(line)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
@@ -137,6 +141,22 @@ class LlmPlugin:
     def pytest_unconfigure(self) -> None:
         if self._comparison is not None:
             self._comparison.close()
+
+
+def _crowded_workers_line(config: pytest.Config) -> str | None:
+    """A note when pytest-xdist runs more workers than half the cores: each worker's comparison
+    wants a core for the item and one for its read-ahead, which a serial run already uses."""
+    workers = getattr(config.option, "numprocesses", None)
+    if hasattr(config, "workerinput") or not isinstance(workers, int) or workers < 2:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores >= 2 * workers:
+        return None
+    return (
+        f"llmprec: {workers} xdist workers on {cores} cores: a serial run already compares on two cores "
+        "(the next pair is read and compared while pytest reports the current one), so -n pays "
+        "xdist's overhead without more cores to use; expect it to be slower here"
+    )
 
 
 STASH = pytest.StashKey[LlmPlugin]()

@@ -127,7 +127,7 @@ def greedy_ids(model: nn.Module, prompt_ids: torch.Tensor, new_tokens: int) -> t
     for _ in range(new_tokens):
         step = out.logits[:, -1].argmax(-1, keepdim=True)
         ids = torch.cat([ids, step], dim=1)
-        out = model(step, past_key_values=out.past_key_values, use_cache=True)
+        out = _decode(model, step, out)
     return ids
 
 
@@ -137,5 +137,13 @@ def run_tokens(model: nn.Module, ids: torch.Tensor, prompt_length: int) -> torch
     (teacher forcing: every run sees these ids whatever it would generate); returns the last logits."""
     out = model(ids[:, :prompt_length], use_cache=True)
     for position in range(prompt_length, ids.shape[1]):
-        out = model(ids[:, position : position + 1], past_key_values=out.past_key_values, use_cache=True)
+        out = _decode(model, ids[:, position : position + 1], out)
     return out.logits
+
+
+def _decode(model: nn.Module, ids: torch.Tensor, previous) -> object:
+    """One decode call on the key/value cache of ``previous`` (transformers 5 names it ``cache``,
+    earlier releases ``past_key_values``)."""
+    if "cache" in previous:
+        return model(ids, cache=previous["cache"], use_cache=True)
+    return model(ids, past_key_values=previous.past_key_values, use_cache=True)

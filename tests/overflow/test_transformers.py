@@ -73,7 +73,8 @@ def test_the_marker_and_the_fixture(pytester):
             """
         )
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # -rN: no short summary, whose lines CI (the CI variable set) does not truncate
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rN")
     result.assert_outcomes(failed=2)
     assert result.stdout.str().count(f"overflow first in {OVERFLOWING} (Linear), call 0 in forward 0") == 2
 

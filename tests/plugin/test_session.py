@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -459,3 +460,20 @@ def test_first_divergence_prefers_executed_pairs_over_weights():
     assert first_divergence([weight, row("token0/a/output", 3, 0, "passed"), later]) is later
     assert first_divergence([weight, row("token0/a/output", 3, 0, "passed")]) is weight
     assert first_divergence([row("t", None, 0)]) is None  # hand-written comparisons have no order
+
+
+def test_xdist_workers_crowding_the_cores_are_noted(pytester, dumps):
+    golden, my = dumps()
+    cores = len(os.sched_getaffinity(0))
+    workers = max(2, cores // 2 + 1)  # more than half the cores: the note is due
+    result = run(pytester, golden, my, "-n", str(workers))
+    result.assert_outcomes(passed=10)
+    result.stdout.fnmatch_lines([f"llmprec: {workers} xdist workers on {cores} cores: *slower here"])
+    assert "xdist workers on" not in run(pytester, golden, my).stdout.str()
+
+
+def test_a_collect_only_run_writes_no_report(pytester, dumps):
+    golden, my = dumps()
+    result = run(pytester, golden, my, "--co", "-q")
+    assert result.ret == 0
+    assert not (pytester.path / "llmprec-report").exists()
