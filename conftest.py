@@ -12,6 +12,13 @@ from torch_dumps import read_report, write_torch_dump
 
 pytest_plugins = ["pytester"]
 
+try:  # import matplotlib before any in-process pytester run: pytester drops the modules a run
+    # imported, and a second import of matplotlib inside one process mixes two class hierarchies
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+except ImportError:
+    pass
+
 settings.register_profile(
     "ci",
     max_examples=60,
