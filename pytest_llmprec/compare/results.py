@@ -124,6 +124,8 @@ def _cosine(acc: dict[str, float]) -> float:
         return 1.0
     if gg == 0 or mm == 0:
         return 0.0
+    if acc["max_ad"] == 0:  # equal tensors: exactly 1, whatever the rounding of the three sums
+        return 1.0
     return max(-1.0, min(1.0, acc["sum_gm"] / math.sqrt(gg) / math.sqrt(mm)))
 
 
