@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
-from .settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, MATCH_LEVELS, CompareSettings
+from .settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, MATCH_LEVELS, VERDICTS, CompareSettings
 
 DESCRIPTION = """\
 Compare a golden dump with a dump under test, pair by pair, and write the reports.
@@ -26,9 +26,11 @@ examples:
   llmprec compare -gp dumps/fp32/msit_dump_20261122_101500 -mp dumps/npu/msit_dump_20261122_103000
   llmprec compare -gp G -mp M -o reports --tokens 0-1 --select "root.model.layers.3*"
   llmprec compare -gp G -mp M --baseline precision-baseline.csv
+  llmprec compare -gp G -mp M --verdict accumulated     judge errors as dumped, not as introduced
 """
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "fatal")
+
 
 OPTION_NAMES = {
     "golden": "--golden-path",
@@ -40,6 +42,17 @@ OPTION_NAMES = {
     "report_dir": "--output",
     "op_mapping_file": "--op-mapping-file",
 }
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -86,6 +99,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     kind.add_argument("-w", "--weight", action="store_true", help="compare weights, de-quantised")
     parser.add_argument(
         "--explain-mapping", action="store_true", help="print and write which nodes paired by which rule"
+    )
+    parser.add_argument(
+        "--verdict",
+        choices=VERDICTS,
+        default="local",
+        help="judge the error each node introduces (local, default) or the error as dumped (accumulated)",
+    )
+    parser.add_argument(
+        "--max-introduced",
+        type=positive_float,
+        metavar="FLOAT",
+        help="relative Euclidean distance one node may introduce, any dtype (default: per dtype)",
     )
     parser.add_argument("--no-html", dest="html", action="store_false", help="do not write the HTML report")
     parser.add_argument(
@@ -139,6 +164,8 @@ def settings_of(args: argparse.Namespace) -> CompareSettings:
         stats=args.stats,
         weights=args.weight,
         explain_mapping=args.explain_mapping,
+        verdict=args.verdict,
+        max_introduced=args.max_introduced,
         option_names=OPTION_NAMES,
     )
 

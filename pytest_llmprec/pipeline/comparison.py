@@ -21,6 +21,7 @@ from ..report.baseline import Baseline
 from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
+from .local_gate import LocalGate
 from .settings import CompareSettings
 
 READ_AHEAD = 2
@@ -40,6 +41,7 @@ class Comparison:
         self._match: MatchResult | None = None
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
         self._pending: dict[tuple[str, Layer | None], Future[EvaluatedPair]] = {}
+        self._gate: LocalGate | None = None
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
         except ValueError as exc:
@@ -150,16 +152,39 @@ class Comparison:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
         at most ``READ_AHEAD`` evaluations are held."""
         key = (pair.key, marker)
-        if key in self._pending:
+        if key in self._pending or (
+            marker is None and self._gate is not None and pair.key in self._gate.context
+        ):
             return
         while len(self._pending) >= READ_AHEAD:
             self._pending.pop(next(iter(self._pending))).cancel()
         self._pending[key] = self._ahead.submit(self.evaluate, pair, marker)
 
     def evaluation(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
-        """``pair``'s evaluation, from the background when it was started there."""
+        """``pair``'s evaluation, from the background when it was started there; judged by the error
+        its node introduces when the settings ask for the local verdict."""
+        gate = self.local_gate()
+        if gate is not None and marker is None and pair.key in gate.context:
+            done = gate.context.pop(pair.key)
+        else:
+            done = self._evaluation(pair, marker)
+        return gate.judged(done, self._evaluate_all) if gate is not None else done
+
+    def _evaluation(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
         future = self._pending.pop((pair.key, marker), None)
         return future.result() if future is not None else self.evaluate(pair, marker)
+
+    def _evaluate_all(self, pairs: list[Pair]) -> Iterator[EvaluatedPair]:
+        for position, pair in enumerate(pairs):
+            for ahead in pairs[position + 1 : position + 1 + READ_AHEAD]:
+                self.prefetch(ahead)
+            yield self._evaluation(pair)
+
+    def local_gate(self) -> LocalGate | None:
+        """The local gate when the settings judge introduced error, else None."""
+        if self._gate is None and self.settings.judges_locally:
+            self._gate = LocalGate(self.match().pairs, self.settings.max_introduced)
+        return self._gate
 
     def evaluations(self, pairs: Iterable[Pair] | None = None) -> Iterator[EvaluatedPair]:
         """Every pair (default: all matched pairs) evaluated in order, reading ahead in the background;

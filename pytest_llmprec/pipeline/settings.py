@@ -9,6 +9,9 @@ from ..standards import Rule, Threshold
 
 DEFAULT_REPORT_DIR = "llmprec-report"
 DEFAULT_BASELINE_TOLERANCE = 0.1
+VERDICTS = ("local", "accumulated")
+"""What dump items judge: ``local``, the error each node introduces (``verdict``); ``accumulated``,
+the error as dumped."""
 MATCH_LEVELS = ("layer", "module", "api", "logits")
 """Tree matching levels of torch vs ATB dumps (``matching.base.LEVELS``, spelled here so that front ends
 read their options without importing the matchers)."""
@@ -41,6 +44,11 @@ class CompareSettings:
     stats: bool = False
     weights: bool = False
     explain_mapping: bool = False
+    verdict: str = "local"
+    """What items judge (``verdict.local.VERDICTS``): ``local``, the error each node introduces, or
+    ``accumulated``, the error as dumped. Statistics and weights comparisons judge accumulated error."""
+    max_introduced: float | None = None
+    """The relative Euclidean distance one node may add, for every dtype (None: ``LOCAL_LIMITS``)."""
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 
@@ -52,6 +60,10 @@ class CompareSettings:
     def match_mode(self) -> str:
         """What the dumps' pairs compare: ``tensors``, ``stats`` (statistics) or ``weights``."""
         return "stats" if self.stats else "weights" if self.weights else "tensors"
+
+    @property
+    def judges_locally(self) -> bool:
+        return self.verdict == "local" and self.match_mode == "tensors"
 
     def named(self, setting: str) -> str:
         """The front end's name of ``setting`` for messages (the setting's own name by default)."""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from ..pipeline.settings import DEFAULT_BASELINE_TOLERANCE, DEFAULT_REPORT_DIR, MATCH_LEVELS, CompareSettings
+from ..pipeline.settings import (
+    DEFAULT_BASELINE_TOLERANCE,
+    DEFAULT_REPORT_DIR,
+    MATCH_LEVELS,
+    VERDICTS,
+    CompareSettings,
+)
 from ..report.png_plots import MATPLOTLIB_MISSING
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 from ..standards.thresholds import Threshold, parse_rules
@@ -121,6 +128,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "llm_rules",
         "per-node thresholds, one 'GLOB metric>=value ...' rule per line",
         type="linelist",
+    )
+    add(
+        "--llm-verdict",
+        "llm_verdict",
+        "what dump items judge: local (default), the error each node introduces; accumulated, the "
+        "error as dumped (docs/verdict.md).",
+        metavar="local|accumulated",
+    )
+    add(
+        "--llm-max-introduced",
+        "llm_max_introduced",
+        "relative Euclidean distance one node may introduce, for every dtype (default: per dtype).",
+        metavar="FLOAT",
     )
     # --- visual reports (report.html, report.png_plots) ---
     group.addoption(
@@ -334,6 +354,10 @@ def read_settings(config: pytest.Config) -> CompareSettings:
     stats, weights = _flag(config, "llm_stats"), _flag(config, "llm_weights")
     if stats and weights:
         raise pytest.UsageError("--llm-stats and --llm-weights compare different things: give one of them")
+    verdict = config.getoption("llm_verdict") or config.getini("llm_verdict") or "local"
+    if verdict not in VERDICTS:
+        raise pytest.UsageError(f"--llm-verdict={verdict}: choose one of {', '.join(VERDICTS)}")
+    max_introduced = _positive(config, "llm_max_introduced")
     html_option = config.getoption("llm_html")
     settings = CompareSettings(
         golden=path("llm_golden"),
@@ -357,6 +381,8 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         stats=stats,
         weights=weights,
         explain_mapping=_flag(config, "llm_explain_mapping"),
+        verdict=verdict,
+        max_introduced=max_introduced,
         option_names=OPTION_NAMES,
     )
     if settings.plots_dir is not None and importlib.util.find_spec("matplotlib") is None:
@@ -364,6 +390,20 @@ def read_settings(config: pytest.Config) -> CompareSettings:
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
     return settings
+
+
+def _positive(config: pytest.Config, name: str) -> float | None:
+    """The number of option or ini key ``name`` (None when unset); a usage error unless above 0."""
+    text = config.getoption(name) or config.getini(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise pytest.UsageError(f"--{name.replace('_', '-')}={text}: needs a number above 0")
+    return value
 
 
 def _flag(config: pytest.Config, name: str) -> bool:

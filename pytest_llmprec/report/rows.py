@@ -31,7 +31,14 @@ EXTRA_COLUMNS = (
     "worst_index", "worst_golden_value", "worst_my_value", "baseline", "note",
 )  # fmt: skip
 
-COLUMNS = STANDARD_COLUMNS + EXTRA_COLUMNS
+LOCAL_COLUMNS = (
+    "introduced_red", "inherited_red", "local_limit", "introduced_by", "evidence", "local_verdict",
+    "accumulated_verdict",
+)  # fmt: skip
+"""The local verdict (``verdict.local``): the error the node introduces, the error its sources
+explain, the limit applied, the node answerable, the evidence used, and both verdicts."""
+
+COLUMNS = STANDARD_COLUMNS + EXTRA_COLUMNS + LOCAL_COLUMNS
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 

@@ -62,6 +62,23 @@ def first_divergence(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return min(executed or failing, key=lambda r: r["node_order"]) if failing else None
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _divergence_reason(row: Mapping[str, Any]) -> str:
+    """Why the first divergence fails: the introduced error with its evidence and both errors under
+    the local verdict, else the failed checks."""
+    reason = row.get("failed_checks") or row.get("cmp_fail_reason") or row["verdict"]
+    if row.get("local_verdict") != FAILED or not _is_number(row.get("introduced_red")):
+        return reason
+    red, cosine = row.get("relative_euclidean_distance"), row.get("cosine_similarity")
+    return (
+        f"introduced RED {row['introduced_red']:.4g} > {row['local_limit']:.4g} at {row['introduced_by']} "
+        f"({row['evidence']}); accumulated RED {red:.4g}, cosine {cosine:.6g}"
+    )
+
+
 def summary_lines(
     rows: Sequence[dict[str, Any]],
     unmatched: dict[str, int],
@@ -74,13 +91,22 @@ def summary_lines(
     if first is not None:
         op_type = first.get("my_op_type") or first.get("golden_op_type")
         where = f"{first['pair_key']}" + (f" ({op_type})" if op_type else "")
-        reason = first.get("failed_checks") or first.get("cmp_fail_reason") or first["verdict"]
-        lines.append(f"first divergence: {where}: {reason}")
+        lines.append(f"first divergence: {where}: {_divergence_reason(first)}")
     weights = [r for r in _failing_dump_pairs(rows) if r.get("token_id") == WEIGHTS_TOKEN]
     if weights:
         earliest = min(weights, key=lambda r: r["node_order"])["pair_key"]
         lines.append(f"weights differing: {len(weights)} (first: {earliest})")
     lines += layer_lines(rows)
+    local = [r for r in rows if _is_number(r.get("introduced_red")) and r["introduced_red"] > 0]
+    local = [r for r in local if _is_number(r.get("local_limit"))]
+    if local:
+        local.sort(key=lambda r: -r["introduced_red"] / r["local_limit"] if r["local_limit"] else 0.0)
+        lines.append(f"worst {min(WORST_COUNT, len(local))} by introduced error (share of its limit):")
+        for row in local[:WORST_COUNT]:
+            share = row["introduced_red"] / row["local_limit"] if row["local_limit"] else math.inf
+            red = row.get("relative_euclidean_distance", math.nan)
+            scores = f"introduced {row['introduced_red']:<9.3g} {share:>6.2f}x  accumulated red {red:<9.3g}"
+            lines.append(f"  {scores}  {row['verdict']:<6}  {row['pair_key']}")
     scored = [r for r in rows if isinstance(r.get("cosine_similarity"), float)]
     scored.sort(key=lambda r: (r["cosine_similarity"], -(r.get("relative_euclidean_distance") or 0.0)))
     if scored:

@@ -68,6 +68,10 @@ _MSPROBE_TIERS = {
 with RE = |my - golden| / (|golden| + eps); dtype -> (rtol, eps)."""
 
 
+DEFAULT_SOURCE = "dtype default"
+"""How the default profile's thresholds name their source (``dtype default (torch.bfloat16)``)."""
+
+
 def _exact(source: str) -> Standard:
     return Standard("exact", (Threshold("max_absolute_error", "<=", 0.0, source),))
 
@@ -89,7 +93,7 @@ def _cos_red(name: str, table: Mapping[str, tuple[float, float]], dtype: str, so
 
 def _default_profile(golden: str, my: str) -> Standard:
     dtype = coarser_dtype(golden, my)
-    return _cos_red("default", _DEFAULT, dtype, f"dtype default ({dtype})")
+    return _cos_red("default", _DEFAULT, dtype, f"{DEFAULT_SOURCE} ({dtype})")
 
 
 def _strict_profile(golden: str, my: str) -> Standard:

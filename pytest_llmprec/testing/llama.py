@@ -8,6 +8,7 @@ Needs ``transformers`` (imported when a model is built). No weights are download
     plant(my, "gelu", layer=2)                        # ... with a wrong activation in layer 2
     ids = greedy_ids(golden, prompt(golden, 32), new_tokens=3)
     run_tokens(golden, ids, prompt_length=32)         # one forward per token, prefill then decode
+    dump_tokens(my, ids, 32, "dumps/my")              # the same, dumped by register_hook
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import copy
 import types
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -139,6 +141,16 @@ def run_tokens(model: nn.Module, ids: torch.Tensor, prompt_length: int) -> torch
     for position in range(prompt_length, ids.shape[1]):
         out = _decode(model, ids[:, position : position + 1], out)
     return out.logits
+
+
+def dump_tokens(model: nn.Module, ids: torch.Tensor, prompt_length: int, folder) -> Path:
+    """``run_tokens`` under ``register_hook``, every token dumped into ``folder``; the dump root."""
+    from ..capture import DumpConfig, register_hook
+
+    tokens = list(range(ids.shape[1] - prompt_length + 1))
+    with register_hook(model, DumpConfig(dump_path=folder, token_range=tokens)) as handle:
+        run_tokens(model, ids, prompt_length)
+    return Path(handle.root_dir)
 
 
 def _decode(model: nn.Module, ids: torch.Tensor, previous) -> object:

@@ -32,7 +32,8 @@ def dump_pair(folder: Path, scale: float = 1.0) -> tuple[Path, Path]:
 
 def test_evaluations_follow_execution_order_and_judge_each_pair(tmp_path):
     golden, my = dump_pair(tmp_path, scale=1.0625)
-    comparison = Comparison(CompareSettings(golden=golden, my=my, report_dir=tmp_path / "r"))
+    settings = CompareSettings(golden=golden, my=my, report_dir=tmp_path / "r", verdict="accumulated")
+    comparison = Comparison(settings)
     done = list(comparison.evaluations())
     assert [d.pair.key for d in done] == [
         "token0/root.a/input_0", "token0/root.a/output", "token0/root.b/output",

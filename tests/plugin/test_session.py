@@ -69,6 +69,11 @@ def run(pytester, golden, my, *args):
     return pytester.runpytest(f"--llm-golden={golden}", f"--llm-my={my}", "-p", "no:cacheprovider", *args)
 
 
+def run_accumulated(pytester, golden, my, *args):
+    """``run`` judging the error as dumped: for the thresholds, standards and messages of that verdict."""
+    return run(pytester, golden, my, "--llm-verdict=accumulated", *args)
+
+
 def test_every_pair_is_an_item_in_execution_order(pytester, dumps):
     golden, my = dumps()
     result = run(pytester, golden, my, "--collect-only", "-q")
@@ -103,7 +108,8 @@ def test_a_regression_fails_the_run_and_names_the_first_divergence(pytester, dum
         [
             "*= llmprec =*",
             "10 pairs compared: 8 passed, 2 failed, 0 unreadable; unmatched tensors: 0 golden, 0 my",
-            "first divergence: token0/root.b.c/output_0 (C): relative_euclidean_distance = 0.0625 (needs <= 0.001)",
+            "first divergence: token0/root.b.c/output_0 (C): introduced RED 0.0625 > 0.0001 at root.b.c "
+            "(leaf: no floating-point inputs); accumulated RED 0.0625, cosine 1",
             "*FAILED llm/token0/root.b.c/output_0*",
         ]
     )
@@ -111,7 +117,7 @@ def test_a_regression_fails_the_run_and_names_the_first_divergence(pytester, dum
 
 def test_failure_message_is_the_assertion_message_with_paths(pytester, dumps):
     golden, my = dumps(my=model_dump(scale_b=1.0625))
-    result = run(pytester, golden, my, "-k", "token0 and output_0")
+    result = run_accumulated(pytester, golden, my, "-k", "token0 and output_0")
     result.stdout.fnmatch_lines(
         [
             "*pair token0/root.b.c/output_0 failed for golden torch.float32 [[]2, 4[]] vs my torch.float32 [[]2, 4[]]*",
@@ -144,24 +150,26 @@ def test_tokens_and_select_narrow_the_pairs(pytester, dumps):
 
 def test_precedence_cli_over_ini_rule_over_default(pytester, dumps):
     golden, my = dumps(my=model_dump(scale_b=1.0625))
-    run(pytester, golden, my).assert_outcomes(passed=8, failed=2)
+    run_accumulated(pytester, golden, my).assert_outcomes(passed=8, failed=2)
     pytester.makeini("[pytest]\nllm_rules =\n    root.b.c max_red=0.07\n")
-    run(pytester, golden, my).assert_outcomes(passed=10)
-    result = run(pytester, golden, my, "--llm-max-red=0.01")
+    run_accumulated(pytester, golden, my).assert_outcomes(passed=10)
+    result = run_accumulated(pytester, golden, my, "--llm-max-red=0.01")
     result.assert_outcomes(passed=8, failed=2)
     result.stdout.fnmatch_lines(["*[[]source: command line --llm-max-red[]]*"])
 
 
 def test_standard_profile_from_the_command_line(pytester, dumps):
     golden, my = dumps(my=model_dump(scale_b=1.002))
-    run(pytester, golden, my).assert_outcomes(passed=8, failed=2)
-    result = run(pytester, golden, my, "--llm-standard=msprobe")
+    run_accumulated(pytester, golden, my).assert_outcomes(passed=8, failed=2)
+    result = run_accumulated(pytester, golden, my, "--llm-standard=msprobe")
     result.assert_outcomes(passed=8, failed=2)
     result.stdout.fnmatch_lines(
         ["*FAILED tolerance_pass_rate = 0 fails > 0.999 [[]source: profile 'msprobe' (torch.float32)[]]*"]
     )
-    run(pytester, golden, my, "--llm-standard=msprobe", "--llm-min-pass-rate=0").assert_outcomes(passed=10)
-    result = run(pytester, golden, my, "--llm-standard=nonsense")
+    run_accumulated(pytester, golden, my, "--llm-standard=msprobe", "--llm-min-pass-rate=0").assert_outcomes(
+        passed=10
+    )
+    result = run_accumulated(pytester, golden, my, "--llm-standard=nonsense")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown profile; choose one of default, strict, msit, msprobe*"])
 
@@ -169,7 +177,7 @@ def test_standard_profile_from_the_command_line(pytester, dumps):
 def test_report_has_the_standard_columns_then_ours_with_correct_values(pytester, dumps, tmp_path):
     golden, my = dumps(my=model_dump(scale_b=1.5))
     report_dir = tmp_path / "reports"
-    run(pytester, golden, my, f"--llm-report-dir={report_dir}")
+    run_accumulated(pytester, golden, my, f"--llm-report-dir={report_dir}")
     header, rows = read_report(report_dir)
     assert header[:24] == STANDARD_COLUMNS
     assert header[24:] and {
@@ -247,21 +255,21 @@ def test_baseline_update_then_gate(pytester, dumps, tmp_path):
     baseline = tmp_path / "baseline.csv"
     golden, my = dumps(my=model_dump(scale_b=1.015625))
     loose = ["--llm-max-red=0.1"]
-    run(pytester, golden, my, *loose, f"--llm-baseline={baseline}", "--llm-update-baseline").assert_outcomes(
-        passed=10
-    )
+    run_accumulated(
+        pytester, golden, my, *loose, f"--llm-baseline={baseline}", "--llm-update-baseline"
+    ).assert_outcomes(passed=10)
     header, rows = read_report(tmp_path, "baseline")
     assert header[0] == "pair_key" and len(rows) == 10
-    run(pytester, golden, my, *loose, f"--llm-baseline={baseline}").assert_outcomes(passed=10)
+    run_accumulated(pytester, golden, my, *loose, f"--llm-baseline={baseline}").assert_outcomes(passed=10)
     worse = write_torch_dump(tmp_path / "worse", model_dump(scale_b=1.03125))
-    result = run(pytester, golden, worse, *loose, f"--llm-baseline={baseline}")
+    result = run_accumulated(pytester, golden, worse, *loose, f"--llm-baseline={baseline}")
     result.assert_outcomes(passed=8, failed=2)  # still within max_red=0.1, but twice main's error
     result.stdout.fnmatch_lines(
         [
             "*FAILED relative_euclidean_distance regressed against the baseline: 0.03125 now, 0.015625 before (tolerance 0.1)"
         ]
     )
-    run(
+    run_accumulated(
         pytester, golden, worse, *loose, f"--llm-baseline={baseline}", "--llm-baseline-tolerance=4"
     ).assert_outcomes(passed=10)
 
@@ -477,3 +485,41 @@ def test_a_collect_only_run_writes_no_report(pytester, dumps):
     result = run(pytester, golden, my, "--co", "-q")
     assert result.ret == 0
     assert not (pytester.path / "llmprec-report").exists()
+
+
+def test_the_local_verdict_is_the_default_and_the_ini_can_choose_accumulated(pytester, dumps):
+    chained = {
+        0: {
+            "root.a": {"input_0": ONES, "output": ARANGE},
+            "root.b": {"input_0": ARANGE, "output": ARANGE * 2},
+        }
+    }
+    worse = {
+        0: {
+            "root.a": {"input_0": ONES, "output": ARANGE * 1.01},
+            "root.b": {"input_0": ARANGE * 1.01, "output": ARANGE * 2.02},
+        }
+    }
+    golden, my = dumps(chained, worse)
+    local = run(pytester, golden, my)
+    local.assert_outcomes(passed=3, failed=1)  # only root.a's output introduces the error
+    local.stdout.fnmatch_lines(
+        ["first divergence: token0/root.a/output*introduced RED 0.01*", "*FAILED llm/token0/root.a/output*"]
+    )
+    pytester.makeini("[pytest]\nllm_verdict = accumulated\n")
+    run(pytester, golden, my).assert_outcomes(passed=1, failed=3)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--llm-verdict=strict", "--llm-verdict=strict: choose one of local, accumulated"),
+        ("--llm-max-introduced=0", "--llm-max-introduced=0: needs a number above 0"),
+        ("--llm-max-introduced=abc", "--llm-max-introduced=abc: needs a number above 0"),
+    ],
+)
+def test_bad_verdict_options_are_usage_errors(pytester, dumps, option, message):
+    golden, my = dumps()
+    result = run(pytester, golden, my, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])

@@ -69,14 +69,15 @@ def test_tokens_are_ints_where_they_are_numbers(tmp_path):
 
 
 def test_extra_columns_are_typed_from_their_cells(tmp_path):
-    columns = (*COLUMNS, "introduced_relative_euclidean_distance", "evidence", "local_verdict", "flag")
-    rows = [{"pair_key": "a", "introduced_relative_euclidean_distance": 0.25, "evidence": "propagation",
-             "local_verdict": "passed", "flag": True}, {"pair_key": "b", "flag": False}]  # fmt: skip
+    columns = (*COLUMNS, "introduced_relative_euclidean_distance", "note_2", "flag")
+    rows = [{"pair_key": "a", "introduced_relative_euclidean_distance": 0.25, "note_2": "propagation",
+             "introduced_red": 0.5, "flag": True}, {"pair_key": "b", "flag": False}]  # fmt: skip
     frame = read_report(write_csv(tmp_path / "r.csv", columns, rows))
     assert frame["introduced_relative_euclidean_distance"].dtype == "float64"
     assert frame["introduced_relative_euclidean_distance"][0] == 0.25
     assert frame["flag"].dtype == "boolean" and frame["flag"].tolist() == [True, False]
-    assert frame["evidence"].tolist() == ["propagation", ""]
+    assert frame["note_2"].tolist() == ["propagation", ""]
+    assert frame["introduced_red"].dtype == "float64" and frame["introduced_red"][0] == 0.5
 
 
 def test_the_unmatched_report_round_trips(tmp_path):

@@ -1,0 +1,131 @@
+"""The local verdict on random-weight Hugging Face Llama models: honest bf16 ports must pass, each
+planted porting defect must fail at its own module with few failing pairs.
+
+For each model size, a float32 golden and bfloat16 ports (honest, and each defect of
+``testing.llama.DEFECTS`` planted two thirds deep; the rotary defect model-wide) are dumped with
+``register_hook`` (prefill plus decode tokens, teacher-forced), then compared with ``llmprec
+compare`` under both verdicts. Printed per scenario: exit code, failing pairs (count and share),
+the first divergence, and whether it lies in the defective module.
+
+Run: python benchmarks/bench_verdict.py [--size small|medium|large|all] [--keep DIR]
+  small  hidden 256,  6 layers, prefill 128 + 1 decode token (what the tests use, smaller still)
+  medium hidden 1024, 16 layers, prefill 128 + 1 decode token
+  large  hidden 2048, 20 layers, prefill 256 + 3 decode tokens (about 4.3 GB of dumps)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from pytest_llmprec.testing.llama import DEFECTS, build_llama, dump_tokens, greedy_ids, plant, port, prompt
+
+SIZES = {
+    "small": {"hidden": 256, "layers": 6, "prompt": 128, "decode": 1},
+    "medium": {"hidden": 1024, "layers": 16, "prompt": 128, "decode": 1},
+    "large": {"hidden": 2048, "layers": 20, "prompt": 256, "decode": 3},
+}
+SCENARIOS = ("honest", *DEFECTS)
+MAX_FAILING_SHARE = 0.10
+
+
+def defective_module(defect: str, layer: int) -> str | None:
+    """The module whose tensors the first divergence must name (None for the honest port)."""
+    return {
+        "honest": None,
+        "rotary_bf16": "root.model.rotary_emb",
+        "norm_scale": f"root.model.layers.{layer}.post_attention_layernorm",
+        "gelu": f"root.model.layers.{layer}.mlp.act_fn",
+        "unscaled_attention": f"root.model.layers.{layer}.self_attn",
+        "int8_down_proj": f"root.model.layers.{layer}.mlp.down_proj",
+        "swapped_gate_up": f"root.model.layers.{layer}.mlp",
+    }[defect]
+
+
+def write_dumps(folder: Path, size: dict[str, int]) -> tuple[Path, dict[str, Path], int]:
+    """(golden dump, {scenario: my dump}, defect layer), written once into ``folder``."""
+    layer = size["layers"] * 2 // 3
+    existing = {path.parent.name: path for path in folder.glob("*/msit_dump_*")}
+    if set(existing) >= {"golden", *SCENARIOS}:
+        return existing["golden"], {name: existing[name] for name in SCENARIOS}, layer
+    heads = max(4, size["hidden"] // 64)
+    golden = build_llama(hidden=size["hidden"], layers=size["layers"], heads=heads)
+    ids = greedy_ids(golden, prompt(golden, size["prompt"]), new_tokens=size["decode"])
+    golden_dump = dump_tokens(golden, ids, size["prompt"], folder / "golden")
+    mine = {}
+    for scenario in SCENARIOS:
+        model = port(golden, torch.bfloat16, keep_rotary=scenario != "rotary_bf16")
+        if scenario not in ("honest", "rotary_bf16"):
+            plant(model, scenario, layer=layer)
+        mine[scenario] = dump_tokens(model, ids, size["prompt"], folder / scenario)
+    return golden_dump, mine, layer
+
+
+def compare(golden: Path, my: Path, verdict: str, report_dir: Path) -> tuple[int, int, int, str, float]:
+    """(exit code, failing pairs, compared pairs, first divergence line, seconds) of llmprec compare."""
+    command = [sys.executable, "-m", "pytest_llmprec.cli", "compare", "-gp", str(golden), "-mp", str(my)]
+    command += ["-o", str(report_dir), "--no-html", "--verdict", verdict]
+    start = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    counts = re.search(r"(\d+) pairs compared: \d+ passed, (\d+) failed", run.stdout)
+    first = next((line for line in run.stdout.splitlines() if line.startswith("first divergence")), "")
+    if counts is None:
+        raise RuntimeError(f"llmprec compare printed no counts:\n{run.stdout}\n{run.stderr}")
+    return run.returncode, int(counts.group(2)), int(counts.group(1)), first, seconds
+
+
+def bench_size(name: str, folder: Path) -> bool:
+    size = SIZES[name]
+    print(f"\n== {name}: hidden {size['hidden']}, {size['layers']} layers, prefill {size['prompt']} + "
+          f"{size['decode']} decode token(s)")  # fmt: skip
+    start = time.perf_counter()
+    golden, mine, layer = write_dumps(folder, size)
+    print(f"dumps ready in {time.perf_counter() - start:.0f} s (defects planted in layer {layer})")
+    good = True
+    for scenario in SCENARIOS:
+        module = defective_module(scenario, layer)
+        for verdict in ("local", "accumulated"):
+            code, failing, pairs, first, seconds = compare(
+                golden, mine[scenario], verdict, folder / "reports"
+            )
+            located = module is not None and re.search(
+                rf"first divergence: token\d+/{re.escape(module)}[./]", first
+            )
+            if verdict == "local":
+                expected = code == 0 and failing == 0 if module is None else bool(located)
+                expected = expected and failing <= MAX_FAILING_SHARE * pairs
+                good = good and expected
+            mark = "" if verdict == "accumulated" else ("  ok" if expected else "  MISSED")
+            where = first.split(": ", 2)[1] if first else "-"
+            print(f"  {scenario:<19} {verdict:<11} exit {code}  failing {failing:>5}/{pairs} "
+                  f"({failing / pairs:6.1%})  {seconds:5.1f} s  first: {where}{mark}")  # fmt: skip
+    return good
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=[*SIZES, "all"], default="small")
+    parser.add_argument("--keep", type=Path, help="write the dumps here once and reuse them (not removed)")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="llmprec-bench-verdict-"))
+    try:
+        names = list(SIZES) if args.size == "all" else [args.size]
+        results = [bench_size(name, root / name) for name in names]
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print("\nall scenarios as required" if all(results) else "\nSOME SCENARIOS MISSED (marked above)")
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()

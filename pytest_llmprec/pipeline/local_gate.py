@@ -1,0 +1,111 @@
+"""The local gate: an evaluated pair re-judged by the error its node introduces.
+
+The local verdict of a tensor needs every tensor of its token (its sources come earlier in execution
+order, its node's inputs are recorded with the node), so the first pair asked for of a token has its
+whole token evaluated; the other evaluations are kept until their items ask for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..matching import Pair
+from ..report.rows import FAILED, PASSED
+from ..standards import Verdict
+from ..standards.profiles import DEFAULT_SOURCE
+from ..verdict.local import LocalVerdict, judge_token
+from ..verdict.observations import observe
+from .evaluate import EvaluatedPair
+
+
+class LocalGate:
+    """Local verdicts of one comparison's pairs, judged a token at a time."""
+
+    def __init__(self, pairs: Iterable[Pair], max_introduced: float | None = None) -> None:
+        self.max_introduced = max_introduced
+        self._tokens: dict[Any, list[Pair]] = {}
+        for pair in pairs:
+            self._tokens.setdefault(pair.token, []).append(pair)
+        self._verdicts: dict[str, LocalVerdict] = {}
+        self._judged: set[Any] = set()
+        self.context: dict[str, EvaluatedPair] = {}
+        """Evaluations made for a token's judgement, waiting for their own items."""
+
+    def judged(
+        self, done: EvaluatedPair, evaluate_all: Callable[[Sequence[Pair]], Iterable[EvaluatedPair]]
+    ) -> EvaluatedPair:
+        """``done`` with its row, message and verdict turned to the local verdict; ``evaluate_all``
+        evaluates the other pairs of its token when the token is not judged yet."""
+        token = done.pair.token
+        if token not in self._judged:
+            self._judge(token, done, evaluate_all)
+        verdict = self._verdicts.get(done.pair.key)
+        if done.result is None or verdict is None:
+            return done
+        return _localised(done, verdict)
+
+    def _judge(self, token: Any, done: EvaluatedPair, evaluate_all) -> None:
+        others = [
+            p for p in self._tokens.get(token, ()) if p.key != done.pair.key and p.key not in self.context
+        ]
+        for evaluated in evaluate_all(others):
+            self.context[evaluated.pair.key] = evaluated
+        evaluations = [
+            done,
+            *(self.context[p.key] for p in self._tokens.get(token, ()) if p.key in self.context),
+        ]
+        observations = [observe(e.pair, e.result) for e in evaluations if e.result is not None]
+        self._verdicts.update(judge_token(observations, self.max_introduced))
+        self._judged.add(token)
+
+
+def _enforced(verdict: Verdict) -> bool:
+    """Whether the accumulated verdict fails on something the local verdict does not replace: a
+    threshold the user set (command line, ini, marker, a chosen profile) or a problem (NaN/Inf
+    positions differ, element counts differ); the dtype defaults are replaced."""
+    if verdict.problems:
+        return True
+    for outcome in verdict.failures:
+        options = getattr(outcome.check, "options", (outcome.check,))
+        if any(not t.source.startswith(DEFAULT_SOURCE) for t in options):
+            return True
+    return False
+
+
+def _localised(done: EvaluatedPair, verdict: LocalVerdict) -> EvaluatedPair:
+    """``done`` judged by ``verdict``: its row gets the local columns, its verdict and message follow
+    the local verdict, the thresholds the user set and the baseline."""
+    row = dict(done.row)
+    accumulated = row["verdict"]
+    row.update(verdict.columns())
+    row["local_limit"] = verdict.limit if verdict.estimate else ""
+    row["accumulated_verdict"] = accumulated
+    enforced = done.verdict is not None and _enforced(done.verdict)
+    checks, sources = (row["failed_checks"], row["check_sources"]) if enforced else ("", "")
+    if done.regressions and not enforced:
+        checks = "; ".join(done.regressions)
+        sources = "baseline"
+    lines = []
+    if not verdict.passed:
+        estimate = verdict.estimate
+        lines.append(verdict.failure(done.pair.key))
+        local_check = f"introduced_red = {estimate.introduced:.6g} (needs <= {verdict.limit:.6g})"
+        checks = "; ".join(filter(None, [local_check, checks]))
+        sources = "; ".join(filter(None, [verdict.source, sources]))
+    row["failed_checks"], row["check_sources"] = checks, sources
+    failed = not verdict.passed or enforced or bool(done.regressions)
+    row["verdict"] = FAILED if failed else PASSED
+    if not failed:
+        return dataclasses.replace(done, row=row, message=None)
+    if enforced or done.regressions:
+        lines.append(done.message)  # the accumulated failure, regressions and both paths
+    else:
+        result = done.result
+        lines.append(
+            f"  accumulated: cosine_similarity {result.cosine_similarity:.6g}, relative_euclidean_distance "
+            f"{result.relative_euclidean_distance:.6g} ({accumulated} by the {row.get('standard')} standard)"
+        )
+        lines.append(f"  golden: {done.pair.golden.describe()}\n  my:     {done.pair.my.describe()}")
+    return dataclasses.replace(done, row=row, message="\n".join(lines))

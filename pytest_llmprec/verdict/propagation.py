@@ -1,0 +1,197 @@
+"""The propagation estimate: how much error each tensor of one token adds to what it inherits, from
+the accumulated errors of both dumps alone (no weights, no replay).
+
+Every tensor gets an *expected* error, what its sources would hand on, and the introduced error is
+the part of its own error that the expected one does not explain (errors of independent causes add
+in quadrature: ``introduced = sqrt(max(0, e**2 - expected**2))``). The sources follow the module tree
+of the golden dump, which is the reference execution:
+
+- a node input that equals (golden values) an earlier output is *carried* from it; when my side
+  does not carry the same values there, the enclosing module wired something else;
+- a leaf's output is explained by its largest input error;
+- a module's output that equals a child's output is carried from it;
+- anything else was computed in a module's own code (the attention maths of ``self_attn``, a
+  residual add, ``act(gate) * up``): explained by its two largest candidate sources (the module's
+  inputs, its children's outputs, and its own earlier values), added in quadrature.
+
+How a node passes on its inputs' error differs by operator (a linear layer's gain is about 1, not
+exactly), so the expected error is scaled by the gain measured on the node's *peers* — the same
+tensor of the other decoder layers (``layers.*.mlp.down_proj/output``) — bounded to ``GAIN_RANGE`` so
+that a defect repeated in every layer is not explained away. docs/verdict.md states the limits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .observations import Observation
+
+GAIN_RANGE = (1.0, 1.1)
+"""Bounds of the peer gain: below 1 a node is known to damp its inputs' error; above 1.1 an
+amplification that every layer shows would hide a defect repeated in every layer."""
+MIN_PEERS = 4
+"""Peers needed to measure a gain; with fewer the gain is 1."""
+
+_DIGITS = re.compile(r"(?<=\.)\d+(?=\.|$)")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The introduced error of one tensor (relative Euclidean distance), the error its sources
+    explain (``expected``), who is answerable for it (``owner``: a node) and how it was reached."""
+
+    introduced: float
+    expected: float
+    owner: str
+    evidence: str
+    detail: str
+
+
+def peer_key(observation: Observation) -> str:
+    """The node with its layer numbers wildcarded, and the leaf: ``root.model.layers.*.mlp/output``."""
+    return f"{_DIGITS.sub('*', observation.node)}/{observation.leaf}"
+
+
+def excess(error: float, expected: float) -> float:
+    """The part of ``error`` that ``expected`` does not explain, in quadrature."""
+    return math.sqrt(max(0.0, error * error - expected * expected))
+
+
+def _quadrature_top2(errors: Sequence[float]) -> float:
+    largest = sorted(errors, reverse=True)[:2]
+    return math.sqrt(sum(e * e for e in largest))
+
+
+class _Tree:
+    """The module tree of one token's observations: parents, children, inputs and outputs."""
+
+    def __init__(self, observations: Sequence[Observation]) -> None:
+        self.by_node: dict[str, list[Observation]] = defaultdict(list)
+        for observation in observations:
+            self.by_node[observation.node].append(observation)
+        self.parent = {node: self._find_parent(node) for node in self.by_node}
+        self.children: dict[str | None, list[str]] = defaultdict(list)
+        for node, parent in self.parent.items():
+            self.children[parent].append(node)
+
+    def _find_parent(self, node: str) -> str | None:
+        while "." in node:
+            node = node.rsplit(".", 1)[0]
+            if node in self.by_node:
+                return node
+        return None
+
+    def inputs(self, node: str | None) -> list[Observation]:
+        return [o for o in self.by_node.get(node, ()) if o.role == "input" and o.floating]
+
+    def child_outputs(self, node: str | None) -> list[Observation]:
+        return [
+            o
+            for child in self.children.get(node, ())
+            for o in self.by_node[child]
+            if o.role == "output" and o.floating
+        ]
+
+    def within(self, observation: Observation, node: str | None) -> bool:
+        return node is None or observation.node == node or observation.node.startswith(node + ".")
+
+
+def estimate_token(observations: Sequence[Observation]) -> dict[str, Estimate]:
+    """The introduced error of every observation of one token (keyed by pair key); observations
+    in any order (the golden execution order is used)."""
+    ordered = sorted(observations, key=lambda o: o.order)
+    tree = _Tree(ordered)
+    producers: dict[tuple, Observation] = {}
+    for observation in ordered:
+        if observation.role == "output":
+            producers.setdefault(observation.golden_print, observation)
+    raw: dict[str, tuple[float, str, str, str]] = {}
+    inline_values: dict[str | None, list[Observation]] = defaultdict(list)
+    for observation in ordered:
+        raw[observation.key] = _raw_expected(observation, tree, producers, inline_values)
+    gains = _peer_gains(ordered, raw)
+    estimates = {}
+    for observation in ordered:
+        expected, owner, evidence, detail = raw[observation.key]
+        gain = gains.get(peer_key(observation), 1.0) if evidence in ("leaf", "inline") else 1.0
+        scaled = gain * expected
+        if gain != 1.0:
+            detail += f" x peer gain {gain:.3f}"
+        estimates[observation.key] = Estimate(
+            excess(observation.error, scaled), scaled, owner, evidence, detail
+        )
+    return estimates
+
+
+def _raw_expected(
+    observation: Observation,
+    tree: _Tree,
+    producers: dict[tuple, Observation],
+    inline_values: dict[str | None, list[Observation]],
+) -> tuple[float, str, str, str]:
+    """(expected error before the peer gain, owner, evidence kind, detail) of one observation."""
+    node, parent = observation.node, tree.parent[observation.node]
+    if observation.role == "weight":
+        return 0.0, node, "weight", "a weight: all of its error is introduced"
+    source = producers.get(observation.golden_print)
+    carried = source is not None and source is not observation and source.order < observation.order
+    if observation.role == "input":
+        if carried:
+            if source.my_print == observation.my_print:
+                return source.error, parent or node, "carried", f"carried from {source.key}"
+            return source.error, parent or node, "wiring", f"golden's is {source.key}, my side's is not"
+        return _inline(observation, parent, tree, inline_values)
+    if not tree.children.get(node):
+        inputs = tree.inputs(node)
+        if not inputs:
+            return 0.0, node, "leaf", "no floating-point inputs"
+        worst = max(inputs, key=lambda o: o.error)
+        return worst.error, node, "leaf", f"inherited {worst.error:.3g} at {worst.leaf}"
+    if carried and tree.within(source, node):
+        if source.my_print == observation.my_print:
+            return source.error, node, "carried", f"carried from {source.key}"
+        return source.error, node, "wiring", f"golden's is {source.key}, my side's is not"
+    return _inline(observation, node, tree, inline_values)
+
+
+def _inline(
+    observation: Observation,
+    owner: str | None,
+    tree: _Tree,
+    inline_values: dict[str | None, list[Observation]],
+) -> tuple[float, str, str, str]:
+    """A value computed in ``owner``'s own code: explained by its two largest candidate sources. A
+    value outside any module (flat dumps) comes from somewhere the dump does not show: not charged."""
+    if owner is None:
+        return observation.error, observation.node, "unknown source", "produced by nothing in the dump"
+    candidates = tree.inputs(owner) + [o for o in tree.child_outputs(owner) if o.order < observation.order]
+    candidates += inline_values[owner]
+    candidates = [c for c in candidates if c is not observation]
+    inline_values[owner].append(observation)
+    owner_name = owner or observation.node
+    if not candidates:
+        return 0.0, owner_name, "inline", f"computed in {owner_name} from no compared tensor"
+    expected = _quadrature_top2([c.error for c in candidates])
+    return expected, owner_name, "inline", f"computed in {owner_name} from {len(candidates)} tensors"
+
+
+def _peer_gains(
+    ordered: Sequence[Observation], raw: dict[str, tuple[float, str, str, str]]
+) -> dict[str, float]:
+    """The median ratio of error to expected error over each peer group, bounded to ``GAIN_RANGE``."""
+    ratios: dict[str, list[float]] = defaultdict(list)
+    for observation in ordered:
+        expected, _, evidence, _ = raw[observation.key]
+        if evidence in ("leaf", "inline") and expected > 0 and math.isfinite(observation.error):
+            ratios[peer_key(observation)].append(observation.error / expected)
+    low, high = GAIN_RANGE
+    return {
+        key: min(high, max(low, statistics.median(values)))
+        for key, values in ratios.items()
+        if len(values) >= MIN_PEERS
+    }

@@ -1,0 +1,153 @@
+"""The local gate of the pipeline: items judged by introduced error, the accumulated error reported,
+user thresholds and the baseline still enforced, bad input falling back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch_dumps import read_report, write_torch_dump
+
+from pytest_llmprec.pipeline import CompareSettings, Comparison
+from pytest_llmprec.report.rows import COLUMNS, LOCAL_COLUMNS
+from pytest_llmprec.standards import Threshold
+
+X = torch.linspace(-2.0, 3.0, 64).reshape(4, 16)
+
+
+def chain(bump_a: float = 1.0, bump_b: float = 1.0) -> dict:
+    """``root.a -> root.b -> root.c``, each fed the previous output; ``bump_*`` scales one output."""
+    a = X * 2 * bump_a
+    b = a * 3 * bump_b  # scaling keeps a relative error as it is (gain 1)
+    c = b * 0.5
+    modules = {
+        "root.a": {"input_0": X, "output": a},
+        "root.b": {"input_0": a, "output": b},
+        "root.c": {"input_0": b, "output": c},
+    }
+    return {0: modules}
+
+
+def compare(tmp_path, golden: dict, my: dict, **settings):
+    g = write_torch_dump(tmp_path / "g", golden)
+    m = write_torch_dump(tmp_path / "m", my)
+    comparison = Comparison(CompareSettings(golden=g, my=m, report_dir=tmp_path / "r", **settings))
+    done = {d.pair.key: d for d in comparison.evaluations()}
+    return comparison, done
+
+
+def failed(done) -> list[str]:
+    return [key for key, d in done.items() if not d.passed]
+
+
+def test_only_the_node_that_introduces_the_error_fails(tmp_path):
+    comparison, done = compare(tmp_path, chain(), chain(bump_a=1.01))
+    assert failed(done) == ["token0/root.a/output"]
+    downstream = done["token0/root.c/output"].row
+    assert downstream["accumulated_verdict"] == "failed"  # 1% > fp32's accumulated 1e-3
+    assert (downstream["local_verdict"], downstream["verdict"], downstream["introduced_red"]) == (
+        "passed",
+        "passed",
+        0,
+    )
+    assert downstream["evidence"].startswith("leaf: inherited")
+    carried = done["token0/root.b/input_0"].row
+    assert carried["evidence"] == "carried: carried from token0/root.a/output"
+    message = done["token0/root.a/output"].message
+    assert message.startswith(
+        "pair token0/root.a/output introduces error at root.a: introduced RED 0.01 > 0.0001"
+    )
+    assert "[source: local limit (torch.float32)]" in message
+    assert (
+        "accumulated: cosine_similarity 1, relative_euclidean_distance 0.00999999 (failed by the default"
+        in message
+    )
+    summary = comparison.summary()
+    assert summary[1].startswith(
+        "first divergence: token0/root.a/output (A): introduced RED 0.01 > 0.0001 at root.a"
+    )
+    comparison.close()
+
+
+def test_the_accumulated_verdict_fails_everything_downstream(tmp_path):
+    comparison, done = compare(tmp_path, chain(), chain(bump_a=1.01), verdict="accumulated")
+    assert failed(done) == [
+        "token0/root.a/output", "token0/root.b/input_0", "token0/root.b/output",
+        "token0/root.c/input_0", "token0/root.c/output",
+    ]  # fmt: skip
+    assert "local_verdict" not in done["token0/root.a/output"].row
+    comparison.close()
+
+
+def test_a_defect_downstream_is_found_behind_an_earlier_one(tmp_path):
+    comparison, done = compare(tmp_path, chain(), chain(bump_a=1.01, bump_b=1.05))
+    assert failed(done) == ["token0/root.a/output", "token0/root.b/output"]
+    assert done["token0/root.b/output"].row["introduced_by"] == "root.b"
+    comparison.close()
+
+
+def test_thresholds_the_user_sets_still_gate_the_accumulated_error(tmp_path):
+    cli = (Threshold("relative_euclidean_distance", "<=", 0.005, "command line --llm-max-red"),)
+    comparison, done = compare(tmp_path, chain(), chain(bump_a=1.01), cli_thresholds=cli)
+    assert len(failed(done)) == 5  # every tensor carrying the 1% error fails the user's 0.5%
+    downstream = done["token0/root.c/output"]
+    assert downstream.row["local_verdict"] == "passed"
+    assert "fails <= 0.005 [source: command line --llm-max-red]" in downstream.message
+    comparison.close()
+
+
+def test_max_introduced_overrides_the_dtype_limit(tmp_path):
+    comparison, done = compare(tmp_path, chain(), chain(bump_a=1.01), max_introduced=0.02)
+    assert failed(done) == []
+    assert done["token0/root.a/output"].row["local_limit"] == 0.02
+    comparison.close()
+
+
+def test_the_report_has_the_local_columns_last(tmp_path):
+    comparison, _ = compare(tmp_path, chain(), chain(bump_a=1.01))
+    comparison.write_reports()
+    header, rows = read_report(tmp_path / "r")
+    assert tuple(header) == COLUMNS and header[-len(LOCAL_COLUMNS) :] == list(LOCAL_COLUMNS)
+    by_key = {row["pair_key"]: row for row in rows}
+    assert by_key["token0/root.a/output"]["local_verdict"] == "failed"
+    assert float(by_key["token0/root.a/output"]["introduced_red"]) == pytest.approx(0.01)
+    comparison.close()
+
+
+def test_an_unreadable_pair_stays_an_error_and_its_neighbours_are_judged(tmp_path):
+    g = write_torch_dump(tmp_path / "g", chain())
+    m = write_torch_dump(tmp_path / "m", chain(bump_a=1.01))
+    next(m.rglob("root.b/input_0.pth")).write_bytes(b"PK\x03\x04 broken")
+    comparison = Comparison(CompareSettings(golden=g, my=m, report_dir=tmp_path / "r"))
+    done = {d.pair.key: d for d in comparison.evaluations()}
+    assert done["token0/root.b/input_0"].row["verdict"] == "error"
+    assert done["token0/root.a/output"].row["local_verdict"] == "failed"
+    assert done["token0/root.c/output"].row["local_verdict"] == "passed"
+    # root.b's input is unreadable: its output is judged from what remains (no input: all of its
+    # error counts as introduced), and says so
+    assert "no floating-point inputs" in done["token0/root.b/output"].row["evidence"]
+    comparison.close()
+
+
+def test_a_pair_asked_for_alone_is_judged_with_its_token(tmp_path):
+    g = write_torch_dump(tmp_path / "g", chain())
+    m = write_torch_dump(tmp_path / "m", chain(bump_a=1.01))
+    comparison = Comparison(CompareSettings(golden=g, my=m, report_dir=tmp_path / "r"))
+    pair = next(p for p in comparison.match().pairs if p.key == "token0/root.c/output")
+    assert comparison.evaluation(pair).row["local_verdict"] == "passed"  # its sources were compared too
+    comparison.close()
+
+
+def test_llmprec_compare_takes_the_verdict_options(tmp_path):
+    g = write_torch_dump(tmp_path / "g", chain())
+    m = write_torch_dump(tmp_path / "m", chain(bump_a=1.01))
+    base = [sys.executable, "-m", "pytest_llmprec.cli", "compare", "-gp", str(g), "-mp", str(m), "--no-html"]
+    base += ["-o", str(tmp_path / "r")]
+    local = subprocess.run(base, capture_output=True, text=True)
+    assert local.returncode == 1 and "6 pairs compared: 5 passed, 1 failed" in local.stdout
+    accumulated = subprocess.run([*base, "--verdict", "accumulated"], capture_output=True, text=True)
+    assert "6 pairs compared: 1 passed, 5 failed" in accumulated.stdout
+    bad = subprocess.run([*base, "--max-introduced", "-1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--max-introduced: -1 is not above 0" in bad.stderr

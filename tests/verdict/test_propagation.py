@@ -1,0 +1,188 @@
+"""The propagation estimate and the local verdict on hand-made observations of one token."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_llmprec.verdict import LOCAL_LIMITS, Observation, estimate_token, judge_token, limit_for
+from pytest_llmprec.verdict.propagation import GAIN_RANGE, excess, peer_key
+
+BF16 = "torch.bfloat16"
+
+
+class Token:
+    """Observations of one token, in execution order; ``value`` names a tensor's golden values."""
+
+    def __init__(self) -> None:
+        self.observations: list[Observation] = []
+
+    def add(self, node, leaf, role, error, value, my_value=None, kind="float", shape=(4, 8)):
+        golden_print = (shape, value)
+        my_print = (shape, my_value if my_value is not None else value)
+        key = f"token0/{node}/{leaf}"
+        order = len(self.observations)
+        self.observations.append(
+            Observation(key, 0, node, leaf, role, order, kind, error, golden_print, my_print, BF16)
+        )
+        return key
+
+
+def chain(errors):
+    """``embed -> l0 -> l1 -> ...``: leaf modules, each fed the previous one's output."""
+    token = Token()
+    token.add("root.embed", "input_0", "input", 0.0, "ids", kind="exact")
+    token.add("root.embed", "output", "output", errors[0], "v0")
+    for i, error in enumerate(errors[1:], 1):
+        token.add(f"root.l{i}", "input_0", "input", errors[i - 1], f"v{i - 1}")
+        token.add(f"root.l{i}", "output", "output", error, f"v{i}")
+    return token
+
+
+def test_a_leaf_introduces_what_its_input_error_does_not_explain():
+    token = chain([0.003, 0.005])
+    estimate = estimate_token(token.observations)["token0/root.l1/output"]
+    assert estimate.introduced == pytest.approx(math.sqrt(0.005**2 - 0.003**2))
+    assert (estimate.expected, estimate.owner, estimate.evidence) == (0.003, "root.l1", "leaf")
+
+
+def test_a_carried_input_introduces_nothing():
+    token = chain([0.003, 0.005])
+    estimate = estimate_token(token.observations)["token0/root.l1/input_0"]
+    assert (estimate.introduced, estimate.evidence) == (0.0, "carried")
+    assert "token0/root.embed/output" in estimate.detail
+
+
+def test_an_output_smaller_than_its_inherited_error_introduces_nothing():
+    token = chain([0.01, 0.004])
+    assert estimate_token(token.observations)["token0/root.l1/output"].introduced == 0.0
+
+
+@given(st.lists(st.floats(0.0, 0.05), min_size=2, max_size=6), st.floats(1e-4, 0.02))
+def test_independent_errors_add_in_quadrature_and_are_recovered(own_errors, first):
+    """Each leaf adds an independent error: the accumulated errors grow in quadrature and the
+    estimate returns each leaf's own error (float64 reference: the quadrature sum)."""
+    accumulated = [first]
+    for own in own_errors:
+        accumulated.append(math.sqrt(accumulated[-1] ** 2 + own**2))
+    estimates = estimate_token(chain(accumulated).observations)
+    for i, own in enumerate(own_errors, 1):
+        # the subtraction of squares loses digits when ``own`` is tiny against the inherited error
+        tolerance = 1e-6 * accumulated[i]
+        assert estimates[f"token0/root.l{i}/output"].introduced == pytest.approx(own, rel=1e-9, abs=tolerance)
+
+
+def test_an_input_my_side_takes_from_elsewhere_is_wiring_of_the_enclosing_module():
+    token = Token()
+    token.add("root.mlp.gate", "input_0", "input", 0.002, "x")
+    token.add("root.mlp.gate", "output", "output", 0.003, "g")
+    token.add("root.mlp.up", "input_0", "input", 0.002, "x")
+    token.add("root.mlp.up", "output", "output", 0.003, "u")
+    token.add("root.mlp.act", "input_0", "input", 1.4, "g", my_value="u")  # my side feeds up, not gate
+    token.add("root.mlp.act", "output", "output", 1.4, "a")
+    token.add("root.mlp", "input_0", "input", 0.002, "x")
+    token.add("root.mlp", "output", "output", 1.4, "a")
+    estimates = estimate_token(token.observations)
+    wiring = estimates["token0/root.mlp.act/input_0"]
+    assert (wiring.evidence, wiring.owner) == ("wiring", "root.mlp")
+    assert wiring.introduced == pytest.approx(math.sqrt(1.4**2 - 0.003**2))
+    assert estimates["token0/root.mlp.act/output"].introduced == 0.0  # the activation itself is right
+    assert estimates["token0/root.mlp/output"].evidence == "carried"
+
+
+def test_a_value_computed_inside_a_module_belongs_to_it():
+    token = Token()
+    token.add("root.attn.q", "input_0", "input", 0.002, "x")
+    token.add("root.attn.q", "output", "output", 0.003, "q")
+    token.add("root.attn.v", "input_0", "input", 0.002, "x")
+    token.add("root.attn.v", "output", "output", 0.004, "v")
+    token.add("root.attn.o", "input_0", "input", 0.3, "scores")  # the attention maths, no module
+    token.add("root.attn.o", "output", "output", 0.3, "o")
+    token.add("root.attn", "input_0", "input", 0.002, "x")
+    token.add("root.attn", "output", "output", 0.3, "o")
+    estimate = estimate_token(token.observations)["token0/root.attn.o/input_0"]
+    assert (estimate.evidence, estimate.owner) == ("inline", "root.attn")
+    assert estimate.expected == pytest.approx(math.hypot(0.004, 0.003))  # the two largest sources
+
+
+def layers(ratios, inherited=0.02):
+    """Leaf ``proj`` nodes, one per layer, all fed ``root.embed``'s output, whose output error is
+    ``ratio`` x their input error."""
+    token = Token()
+    token.add("root.embed", "output", "output", inherited, "x")
+    for i, ratio in enumerate(ratios):
+        token.add(f"root.layers.{i}.proj", "input_0", "input", inherited, "x")
+        token.add(f"root.layers.{i}.proj", "output", "output", ratio * inherited, f"y{i}")
+    return token
+
+
+def proj_outputs(token):
+    estimates = estimate_token(token.observations)
+    return {key: e for key, e in estimates.items() if key.endswith(".proj/output")}
+
+
+def test_the_peer_gain_explains_how_every_layer_passes_error_on():
+    estimates = estimate_token(layers([1.05] * 6).observations)
+    assert all(
+        e.introduced == pytest.approx(0.0, abs=1e-12) for e in proj_outputs(layers([1.05] * 6)).values()
+    )
+    assert "peer gain 1.050" in estimates["token0/root.layers.3.proj/output"].detail
+
+
+def test_one_layer_standing_out_of_its_peers_is_flagged():
+    estimates = proj_outputs(layers([1.02, 1.03, 1.02, 1.3, 1.03, 1.02]))
+    flagged = max(estimates.values(), key=lambda e: e.introduced)
+    assert flagged.owner == "root.layers.3.proj"
+    assert flagged.introduced == pytest.approx(excess(1.3 * 0.02, 1.02 * 1.025 / 1.02 * 0.02), rel=0.05)
+
+
+def test_a_defect_in_every_layer_is_not_explained_away_by_its_peers():
+    for estimate in proj_outputs(layers([3.0] * 6)).values():
+        assert estimate.introduced == pytest.approx(excess(0.06, GAIN_RANGE[1] * 0.02))
+
+
+def test_peer_keys_wildcard_layer_numbers_only():
+    observation = layers([1.0]).observations[2]
+    assert peer_key(observation) == "root.layers.*.proj/output"
+
+
+def test_the_local_verdict_applies_the_dtype_limit_and_the_resolution():
+    token = chain([0.003, 0.0031, math.hypot(0.0031, 0.02), 0.3, 0.31])
+    verdicts = judge_token(token.observations)
+    assert verdicts["token0/root.l1/output"].passed
+    failed = [key for key, verdict in verdicts.items() if not verdict.passed]
+    # l2 adds 2% (> the bf16 limit 1%); l3 adds 0.3 of its own; l4's small excess over an inherited
+    # 0.3 is within a third of it (the resolution)
+    assert failed == ["token0/root.l2/output", "token0/root.l3/output"]
+    assert verdicts["token0/root.l4/output"].limit == pytest.approx(0.3 / 3)
+    assert "resolution" in verdicts["token0/root.l4/output"].source
+
+
+def test_an_input_from_outside_the_dump_tree_is_not_charged_to_anyone():
+    token = Token()  # a flat dump (no module tree): the first node's input comes from no dumped output
+    token.add("op0", "output", "output", 0.002, "a")
+    token.add("op1", "input_0", "input", 0.05, "b")
+    token.add("op1", "output", "output", 0.05, "c")
+    estimates = estimate_token(token.observations)
+    assert estimates["token0/op1/input_0"].introduced == 0.0
+    assert estimates["token0/op1/input_0"].evidence == "unknown source"
+    assert estimates["token0/op1/output"].introduced == 0.0
+
+
+def test_masks_are_not_judged_and_integers_must_be_equal():
+    token = Token()
+    token.add("root.m", "input_0", "input", 0.004, "mask", kind="mask")
+    token.add("root.m", "kwarg_ids", "input", 0.5, "ids", kind="exact")
+    token.add("root.m", "output", "output", 0.002, "y")
+    verdicts = judge_token(token.observations)
+    assert verdicts["token0/root.m/input_0"].passed and "mask" in verdicts["token0/root.m/input_0"].note
+    assert not verdicts["token0/root.m/kwarg_ids"].passed
+    assert verdicts["token0/root.m/output"].passed
+
+
+def test_limits_per_dtype_and_the_override():
+    assert limit_for(BF16) == (LOCAL_LIMITS[BF16], f"local limit ({BF16})")
+    assert limit_for("torch.float16", 0.5) == (0.5, "max_introduced setting")
+    with pytest.raises(ValueError, match=r"no local limit for torch\.complex64"):
+        limit_for("torch.complex64")
