@@ -24,6 +24,8 @@ from .evaluate import EvaluatedPair, evaluate_pair
 from .local_gate import LocalGate
 from .settings import CompareSettings
 
+NOTES_SHOWN = 5
+"""Notes of the local gate shown in the summary."""
 READ_AHEAD = 2
 """Pairs read and compared in the background ahead of the one being used."""
 
@@ -183,7 +185,9 @@ class Comparison:
     def local_gate(self) -> LocalGate | None:
         """The local gate when the settings judge introduced error, else None."""
         if self._gate is None and self.settings.judges_locally:
-            self._gate = LocalGate(self.match().pairs, self.settings.max_introduced)
+            my = self.dump("my")
+            replays = {(r.token, r.node, r.leaf): r for r in my.records if r.role == "replay"} if my else {}
+            self._gate = LocalGate(self.match().pairs, self.settings.max_introduced, replays)
         return self._gate
 
     def evaluations(self, pairs: Iterable[Pair] | None = None) -> Iterator[EvaluatedPair]:
@@ -224,7 +228,10 @@ class Comparison:
 
     def summary(self, report_paths: Iterable[Path] = ()) -> list[str]:
         """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths."""
-        return reports.summary(self.rows, self.matched(), self._dumps, report_paths)
+        gate_notes = self._gate.notes[:NOTES_SHOWN] if self._gate is not None else []
+        if self._gate is not None and len(self._gate.notes) > NOTES_SHOWN:
+            gate_notes.append(f"... and {len(self._gate.notes) - NOTES_SHOWN} more replays not used")
+        return reports.summary(self.rows, self.matched(), self._dumps, report_paths, gate_notes)
 
     def close(self) -> None:
         self._ahead.shutdown(wait=False, cancel_futures=True)

@@ -8,28 +8,41 @@ whole token evaluated; the other evaluations are kept until their items ask for 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ..compare.dispatch import compare_any
+from ..dumps.base import TensorRecord
+from ..errors import DumpFormatError
 from ..matching import Pair
 from ..report.rows import FAILED, PASSED
 from ..standards import Verdict
 from ..standards.profiles import DEFAULT_SOURCE
 from ..verdict.local import LocalVerdict, judge_token
 from ..verdict.observations import observe
-from .evaluate import EvaluatedPair
+from .evaluate import EvaluatedPair, read_pair
 
 
 class LocalGate:
     """Local verdicts of one comparison's pairs, judged a token at a time."""
 
-    def __init__(self, pairs: Iterable[Pair], max_introduced: float | None = None) -> None:
+    def __init__(
+        self,
+        pairs: Iterable[Pair],
+        max_introduced: float | None = None,
+        replays: Mapping[tuple[Any, str, str], TensorRecord] | None = None,
+    ) -> None:
         self.max_introduced = max_introduced
+        self.replays = replays or {}
+        """My dump's replay outputs by (token, node, leaf) (``Dump.replays``)."""
         self._tokens: dict[Any, list[Pair]] = {}
         for pair in pairs:
             self._tokens.setdefault(pair.token, []).append(pair)
         self._verdicts: dict[str, LocalVerdict] = {}
         self._judged: set[Any] = set()
+        self.notes: list[str] = []
+        """Replays that could not be used, one line each."""
         self.context: dict[str, EvaluatedPair] = {}
         """Evaluations made for a token's judgement, waiting for their own items."""
 
@@ -56,9 +69,34 @@ class LocalGate:
             done,
             *(self.context[p.key] for p in self._tokens.get(token, ()) if p.key in self.context),
         ]
-        observations = [observe(e.pair, e.result) for e in evaluations if e.result is not None]
-        self._verdicts.update(judge_token(observations, self.max_introduced))
+        judged = [e for e in evaluations if e.result is not None]
+        replayed = {}
+        for evaluated in judged:
+            distance = self._replayed(evaluated)
+            if distance is not None:
+                replayed[evaluated.pair.key] = distance
+        observations = [observe(e.pair, e.result) for e in judged]
+        self._verdicts.update(judge_token(observations, self.max_introduced, replayed))
         self._judged.add(token)
+
+    def _replayed(self, evaluated: EvaluatedPair) -> float | None:
+        """The distance of ``evaluated``'s replay output to golden's output, or None (no replay, or one
+        that cannot be used: the pair keeps the propagation estimate, and its note says why)."""
+        pair = evaluated.pair
+        replay = self.replays.get((pair.my.token, pair.my.node, pair.my.leaf))
+        if replay is None or pair.golden.role != "output":
+            return None
+        try:
+            golden, replayed = read_pair(Pair(pair.key, pair.golden, replay, pair.token, pair.order))
+            result = compare_any(golden, replayed)
+        except (DumpFormatError, OSError, TypeError, ValueError) as exc:
+            self.notes.append(f"{pair.key}: replay {replay.describe()} not used: {exc}")
+            return None
+        if not result.comparable or not math.isfinite(result.relative_euclidean_distance):
+            reason = result.fail_reason or "its distance to golden's output is not finite"
+            self.notes.append(f"{pair.key}: replay {replay.describe()} not used: {reason}")
+            return None
+        return result.relative_euclidean_distance
 
 
 def _enforced(verdict: Verdict) -> bool:

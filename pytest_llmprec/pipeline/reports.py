@@ -92,6 +92,7 @@ def summary(
     match: MatchResult | None,
     dumps: Mapping[str, Dump],
     report_paths: Iterable[Path] = (),
+    extra_notes: Sequence[str] = (),
 ) -> list[str]:
     """The summary lines; none when nothing was compared or matched."""
     if not rows and (match is None or not (match.pairs or match.unmatched)):
@@ -107,6 +108,7 @@ def summary(
         if dump is not None and dump.problems:
             first, count = dump.problems[0], len(dump.problems)
             notes.append(f"{count} unreadable entries in the {side} dump, e.g. {first.path}: {first.message}")
+    notes += extra_notes
     paths = [str(path) for path in report_paths]
     return summary_lines(sorted(rows, key=row_sort_key), counts, notes, paths)
 

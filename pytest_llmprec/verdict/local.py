@@ -10,7 +10,7 @@ carried unchanged, a third of the inherited error through an operator (whose gai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .observations import FLOAT, MASK, Observation
@@ -78,10 +78,20 @@ def limit_for(dtype: str, max_introduced: float | None = None) -> tuple[float, s
 
 
 def judge_token(
-    observations: Sequence[Observation], max_introduced: float | None = None
+    observations: Sequence[Observation],
+    max_introduced: float | None = None,
+    replayed: Mapping[str, float] | None = None,
 ) -> dict[str, LocalVerdict]:
-    """The local verdict of every observation of one token, by pair key."""
+    """The local verdict of every observation of one token, by pair key. ``replayed`` holds, by pair
+    key, the distance of my module's output when replayed on golden's inputs at capture (the exact
+    introduced error), which replaces the propagation estimate of that output."""
     estimates = estimate_token(observations)
+    for observation in observations:
+        if replayed and observation.key in replayed:
+            detail = "my module run on golden's inputs at capture, against golden's output"
+            estimates[observation.key] = Estimate(
+                replayed[observation.key], 0.0, observation.node, "replay", detail
+            )
     verdicts = {}
     for observation in observations:
         verdicts[observation.key] = _judge(observation, estimates[observation.key], max_introduced)

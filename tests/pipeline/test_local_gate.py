@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch_dumps import read_report, write_torch_dump
 
+from pytest_llmprec.dumps.base import TensorRecord
 from pytest_llmprec.pipeline import CompareSettings, Comparison
 from pytest_llmprec.report.rows import COLUMNS, LOCAL_COLUMNS
 from pytest_llmprec.standards import Threshold
@@ -151,3 +152,38 @@ def test_llmprec_compare_takes_the_verdict_options(tmp_path):
     assert "6 pairs compared: 1 passed, 5 failed" in accumulated.stdout
     bad = subprocess.run([*base, "--max-introduced", "-1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--max-introduced: -1 is not above 0" in bad.stderr
+
+
+def gate_with_replay(tmp_path, replay: torch.Tensor, my: dict):
+    g = write_torch_dump(tmp_path / "g", chain())
+    m = write_torch_dump(tmp_path / "m", my)
+    path = next(m.rglob("root.a/output.pth")).with_name("replay_output.pth")
+    torch.save(replay, path)
+    comparison = Comparison(CompareSettings(golden=g, my=m, report_dir=tmp_path / "r"))
+    record = TensorRecord(str(path), 0, "root.a", "output", role="replay")
+    comparison.local_gate().replays[(0, "root.a", "output")] = record  # as Dump.replays indexes it
+    return comparison, {d.pair.key: d for d in comparison.evaluations()}
+
+
+def test_a_replay_on_golden_inputs_is_the_evidence_for_its_output(tmp_path):
+    # the replay, not the propagation estimate, judges root.a's output: a replay equal to golden's
+    # output clears it (whatever its dumped output shows); one 5% off fails it by 5%
+    my = chain(bump_a=1.01)
+    comparison, done = gate_with_replay(tmp_path, X * 2, my)
+    row = done["token0/root.a/output"].row
+    assert (row["local_verdict"], row["introduced_red"]) == ("passed", 0.0)
+    assert row["evidence"].startswith("replay: my module run on golden's inputs")
+    comparison.close()
+    comparison, done = gate_with_replay(tmp_path / "2", X * 2 * 1.05, my)
+    row = done["token0/root.a/output"].row
+    assert row["local_verdict"] == "failed" and row["introduced_red"] == pytest.approx(0.05, rel=1e-5)
+    comparison.close()
+
+
+def test_a_replay_of_another_shape_falls_back_to_propagation_and_says_so(tmp_path):
+    comparison, done = gate_with_replay(tmp_path, torch.ones(3), chain(bump_a=1.01))
+    row = done["token0/root.a/output"].row
+    assert row["evidence"].startswith("leaf:") and row["local_verdict"] == "failed"
+    notes = [line for line in comparison.summary() if line.startswith("note: token0/root.a/output: replay")]
+    assert len(notes) == 1 and "not used" in notes[0]
+    comparison.close()
