@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .finding import DEFAULT_NEAR
+from .finding import DEFAULT_NEAR, dtype_limits
 
 PAIR_COLUMNS = (
     "golden_overflow", "my_overflow", "my_overflow_counts", "golden_saturated_count", "my_saturated_count",
@@ -48,6 +48,33 @@ def overflow_columns(
         "my_near_overflow_ratio": my_finding.near_ratio,
         "my_first_overflow_index": "" if my_finding.first_index is None else str(my_finding.first_index),
     }
+
+
+RESULT_COLUMNS = ("golden_overflow", "my_overflow", "my_overflow_counts")
+"""The columns every dump comparison row carries, from the pair's ``CompareResult`` alone."""
+
+
+def _side_overflow(result: Any, side: str) -> tuple[str, str]:
+    """(kind, counts) of one side of ``result``: NaN, Inf, or values at the dtype's largest finite
+    magnitude (``saturated``, counted by the full scan of ``overflow_columns``, here only seen)."""
+    nan, inf = getattr(result, f"{side}_nan_count"), getattr(result, f"{side}_inf_count")
+    parts = [f"{count} {label}" for count, label in ((nan, "NaN"), (inf, "Inf")) if count]
+    limits = dtype_limits(getattr(result, f"{side}_dtype"))
+    extremes = (getattr(result, f"{side}_max_value"), getattr(result, f"{side}_min_value"))
+    saturated = (
+        limits is not None and limits.floating and any(abs(v) >= limits.high for v in extremes if v == v)
+    )
+    if saturated:
+        parts.append(f"values at ±{limits.high:g}")
+    kind = "nan" if nan else "inf" if inf else "saturated" if saturated else ""
+    return kind, ", ".join(parts)
+
+
+def result_overflow_columns(result: Any) -> dict[str, Any]:
+    """The ``RESULT_COLUMNS`` of a compared pair, from its ``CompareResult`` (no tensor read)."""
+    golden_kind, _ = _side_overflow(result, "golden")
+    my_kind, my_counts = _side_overflow(result, "my")
+    return {"golden_overflow": golden_kind, "my_overflow": my_kind, "my_overflow_counts": my_counts}
 
 
 def first_overflow_line(rows: Sequence[dict[str, Any]]) -> str | None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..assertions.checks import PrecisionError, check_precision
 from ..compare.dispatch import raw_comparable
 from ..errors import DumpFormatError
+from ..overflow.compare_columns import result_overflow_columns
 from ..report.rows import comparison_row, error_row
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def evaluate_pair(
         return _error(pair, "cannot compare", exc)
     regressions = baseline.check(pair.key, result) if baseline is not None else []
     row = comparison_row(pair.key, pair.order, pair.token, pair.golden, pair.my, result, verdict, regressions)
+    row.update(result_overflow_columns(result))
     if regressions:
         lines = [message or f"pair {pair.key} regressed against the {baseline_name}"]
         lines += [f"  FAILED {reason}" for reason in regressions]

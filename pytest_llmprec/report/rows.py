@@ -38,7 +38,10 @@ LOCAL_COLUMNS = (
 """The local verdict (``verdict.local``): the error the node introduces, the error its sources
 explain, the limit applied, the node answerable, the evidence used, and both verdicts."""
 
-COLUMNS = STANDARD_COLUMNS + EXTRA_COLUMNS + LOCAL_COLUMNS
+OVERFLOW_COLUMNS = ("golden_overflow", "my_overflow", "my_overflow_counts")
+"""NaN, Inf or saturated values on either side (``overflow.compare_columns.result_overflow_columns``)."""
+
+COLUMNS = STANDARD_COLUMNS + EXTRA_COLUMNS + OVERFLOW_COLUMNS + LOCAL_COLUMNS
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 

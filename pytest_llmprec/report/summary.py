@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dumps.torch_dump import WEIGHTS_TOKEN
+from ..overflow.compare_columns import first_overflow_line
 from .layers import layer_index
 from .rows import ERROR, FAILED, PASSED
 
@@ -92,6 +93,10 @@ def summary_lines(
         op_type = first.get("my_op_type") or first.get("golden_op_type")
         where = f"{first['pair_key']}" + (f" ({op_type})" if op_type else "")
         lines.append(f"first divergence: {where}: {_divergence_reason(first)}")
+    # golden overflowing alike (an attention mask at the dtype's lowest value on both sides) is by design
+    overflow = first_overflow_line([r for r in rows if r.get("my_overflow") != r.get("golden_overflow")])
+    if overflow is not None:
+        lines.append(overflow)
     weights = [r for r in _failing_dump_pairs(rows) if r.get("token_id") == WEIGHTS_TOKEN]
     if weights:
         earliest = min(weights, key=lambda r: r["node_order"])["pair_key"]

@@ -65,3 +65,32 @@ def test_the_summary_line_names_the_first_overflow_of_the_my_side():
     )
     assert first_overflow_line(rows()[:1]) is None
     assert first_overflow_line([]) is None
+
+
+def test_the_dump_comparison_reports_overflow_and_names_my_first(tmp_path):
+    from torch_dumps import write_torch_dump
+
+    from pytest_llmprec.pipeline import CompareSettings, Comparison
+
+    x = torch.linspace(-3, 3, 32).reshape(4, 8)
+    mask = torch.full((4, 4), torch.finfo(torch.float32).min)
+
+    def tokens(dtype):
+        big = (x * 10000).to(dtype)
+        out = big * 3  # float16: 90000 overflows to inf
+        low = torch.finfo(dtype).min
+        return {0: {"root.attn": {"kwarg_mask": mask.clamp(min=low).to(dtype), "output": big.to(dtype)},
+                    "root.mlp": {"input_0": big, "output": out}}}  # fmt: skip
+
+    golden = write_torch_dump(tmp_path / "g", tokens(torch.float32))
+    my = write_torch_dump(tmp_path / "m", tokens(torch.float16))
+    comparison = Comparison(CompareSettings(golden=golden, my=my, report_dir=tmp_path / "r"))
+    rows = {d.pair.key: d.row for d in comparison.evaluations()}
+    assert rows["token0/root.mlp/output"]["my_overflow"] == "inf"
+    assert rows["token0/root.mlp/output"]["golden_overflow"] == ""
+    mask_row = rows["token0/root.attn/kwarg_mask"]
+    assert (mask_row["golden_overflow"], mask_row["my_overflow"]) == ("saturated", "saturated")
+    lines = [line for line in comparison.summary() if line.startswith("first overflow")]
+    assert len(lines) == 1 and lines[0].startswith("first overflow (my): token0/root.mlp/output (")
+    assert "Inf" in lines[0] and lines[0].endswith("golden has no overflow")
+    comparison.close()
