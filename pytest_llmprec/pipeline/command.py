@@ -212,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         comparison = Comparison(settings_of(args))
+        if verbose:
+            comparison.announce = lambda line: print(line, file=sys.stderr, flush=True)
         pairs = comparison.match().pairs
     except (SetupError, LlmprecError) as exc:
         print(f"llmprec compare: error: {exc}", file=sys.stderr)

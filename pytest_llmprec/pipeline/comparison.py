@@ -8,8 +8,10 @@ with ``write_reports`` and ``summary``, so they write the same files.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from .settings import CompareSettings
 
 NOTES_SHOWN = 5
 """Notes of the local gate shown in the summary."""
+SLOW_PHASE_S = 1.0
+"""Indexing or matching that takes longer is announced (``Comparison.announce``) while it runs."""
 READ_AHEAD = 2
 """Pairs read and compared in the background ahead of the one being used."""
 
@@ -44,6 +48,8 @@ class Comparison:
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
         self._pending: dict[tuple[str, Layer | None], Future[EvaluatedPair]] = {}
         self._gate: LocalGate | None = None
+        self.announce: Callable[[str], None] | None = None
+        """Where a slow indexing or matching phase says what it is doing (None: silent)."""
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
         except ValueError as exc:
@@ -86,7 +92,8 @@ class Comparison:
             from ..dumps import load_dump
 
             try:
-                self._dumps[side] = load_dump(path)
+                with self._phase(f"indexing the {side} dump {path}"):
+                    self._dumps[side] = load_dump(path)
             except (DumpFormatError, OSError) as exc:
                 raise SetupError(f"{self.settings.named(side)}={path}: {exc}") from None
         return self._dumps[side]
@@ -108,10 +115,34 @@ class Comparison:
                     mode=settings.match_mode,
                 )
                 try:
-                    self._match = match_dumps(golden, my, options)
+                    with self._phase(f"matching {len(golden)} golden and {len(my)} my tensors"):
+                        self._match = match_dumps(golden, my, options)
                 except LlmprecError as exc:
                     raise SetupError(str(exc)) from None
         return self._match
+
+    @contextlib.contextmanager
+    def _phase(self, what: str) -> Iterator[None]:
+        """Announce ``what`` once it has run for ``SLOW_PHASE_S``, and then its end."""
+        if self.announce is None:
+            yield
+            return
+        announce, start, started = self.announce, time.perf_counter(), threading.Event()
+
+        def begin() -> None:
+            started.set()
+            announce(f"llmprec: {what} ...")
+
+        timer = threading.Timer(SLOW_PHASE_S, begin)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            timer.join()
+            if started.is_set():
+                announce(f"llmprec: {what}: done in {time.perf_counter() - start:.1f} s")
 
     # --- standards ------------------------------------------------------------------------------
 

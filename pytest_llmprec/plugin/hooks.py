@@ -56,6 +56,9 @@ class LlmPlugin:
                 self._comparison = Comparison(self.settings)
             except SetupError as exc:
                 raise pytest.UsageError(str(exc)) from None
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None and not self.is_worker:
+                self._comparison.announce = reporter.write_line
             workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
             if self.is_worker and workers > 1:  # share the cores between the workers' comparisons
                 from ..compare.native import set_threads

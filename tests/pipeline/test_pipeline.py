@@ -136,3 +136,28 @@ def test_the_front_ends_offer_the_matchers_levels():
     from pytest_llmprec.pipeline.settings import MATCH_LEVELS
 
     assert MATCH_LEVELS == LEVELS
+
+
+def test_a_slow_indexing_phase_is_announced_while_it_runs(tmp_path, monkeypatch):
+    import time
+
+    from pytest_llmprec.pipeline import comparison as comparison_module
+
+    golden, my = dump_pair(tmp_path)
+    monkeypatch.setattr(comparison_module, "SLOW_PHASE_S", 0.05)
+    comparison = Comparison(CompareSettings(golden=golden, my=my))
+    lines: list[str] = []
+    comparison.announce = lines.append
+    real_match = comparison_module.match_dumps
+
+    def slow_match(*args, **kwargs):
+        time.sleep(0.3)  # a big dump: longer than the announcing delay
+        return real_match(*args, **kwargs)
+
+    monkeypatch.setattr(comparison_module, "match_dumps", slow_match)
+    comparison.match()
+    matching = [line for line in lines if "matching" in line]  # (indexing may be announced too)
+    assert matching[0] == "llmprec: matching 6 golden and 6 my tensors ..."
+    assert matching[1].startswith("llmprec: matching 6 golden and 6 my tensors: done in 0.")
+    assert len(matching) == 2
+    comparison.close()
