@@ -193,15 +193,18 @@ class Comparison:
             self._pending.pop(next(iter(self._pending))).cancel()
         self._pending[key] = self._ahead.submit(self.evaluate, pair, marker)
 
-    def evaluation(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
+    def evaluation(
+        self, pair: Pair, marker: Layer | None = None, verdict: str | None = None
+    ) -> EvaluatedPair:
         """``pair``'s evaluation, from the background when it was started there; judged by the error
-        its node introduces when the settings ask for the local verdict."""
-        gate = self.local_gate()
+        its node introduces under the local verdict (``verdict``, e.g. a marker's, else the settings')."""
+        gate = self._gate
         if gate is not None and marker is None and pair.key in gate.context:
             done = gate.context.pop(pair.key)
         else:
             done = self._evaluation(pair, marker)
-        return gate.judged(done, self._evaluate_all) if gate is not None else done
+        local = (verdict or self.settings.verdict) == "local" and self.settings.match_mode == "tensors"
+        return self.local_gate(force=True).judged(done, self._evaluate_all) if local else done
 
     def _evaluation(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
         future = self._pending.pop((pair.key, marker), None)
@@ -213,9 +216,9 @@ class Comparison:
                 self.prefetch(ahead)
             yield self._evaluation(pair)
 
-    def local_gate(self) -> LocalGate | None:
-        """The local gate when the settings judge introduced error, else None."""
-        if self._gate is None and self.settings.judges_locally:
+    def local_gate(self, force: bool = False) -> LocalGate | None:
+        """The local gate when the settings judge introduced error (or ``force``), else None."""
+        if self._gate is None and (force or self.settings.judges_locally):
             my = self.dump("my")
             replays = {(r.token, r.node, r.leaf): r for r in my.records if r.role == "replay"} if my else {}
             self._gate = LocalGate(self.match().pairs, self.settings.max_introduced, replays)

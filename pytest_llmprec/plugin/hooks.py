@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..errors import LlmprecError
-from ..pipeline.settings import CompareSettings
+from ..pipeline.settings import VERDICTS, CompareSettings
 from ..standards import Layer
 
 if TYPE_CHECKING:
@@ -30,10 +30,23 @@ def marker_layer(item: pytest.Item) -> Layer | None:
     if marker is None:
         return None
     options = dict(marker.kwargs)
+    options.pop("verdict", None)
     try:
         return Layer.from_keywords("marker llm_precision", profile=options.pop("standard", None), **options)
     except ValueError as exc:  # fails the marked test, not the run
         raise LlmprecError(f"@pytest.mark.llm_precision: {exc}") from None
+
+
+def marker_verdict(item: pytest.Item) -> str | None:
+    """The ``verdict`` of the closest ``llm_precision`` marker of ``item`` (``local`` or
+    ``accumulated``), or None; another value fails the item."""
+    marker = item.get_closest_marker("llm_precision")
+    verdict = marker.kwargs.get("verdict") if marker is not None else None
+    if verdict is not None and verdict not in VERDICTS:
+        raise LlmprecError(
+            f"@pytest.mark.llm_precision(verdict={verdict!r}): choose one of {', '.join(VERDICTS)}"
+        )
+    return verdict
 
 
 MAPPING_LINES = 60

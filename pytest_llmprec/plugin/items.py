@@ -43,9 +43,9 @@ class PairItem(_LlmItem):
         self.add_marker("llm_compare")
 
     def runtest(self) -> None:
-        from .hooks import marker_layer
+        from .hooks import marker_layer, marker_verdict
 
-        done = self.plugin.comparison().evaluation(self.pair, marker_layer(self))
+        done = self.plugin.comparison().evaluation(self.pair, marker_layer(self), marker_verdict(self))
         self.llmprec_rows = [done.row]
         if done.result is not None:
             row = done.row

@@ -523,3 +523,32 @@ def test_bad_verdict_options_are_usage_errors(pytester, dumps, option, message):
     result = run(pytester, golden, my, option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_a_marker_chooses_the_verdict_of_the_items_it_marks(pytester, dumps):
+    chained = {
+        0: {
+            "root.a": {"input_0": ONES, "output": ARANGE},
+            "root.b": {"input_0": ARANGE, "output": ARANGE * 2},
+        }
+    }
+    worse = {
+        0: {
+            "root.a": {"input_0": ONES, "output": ARANGE * 1.01},
+            "root.b": {"input_0": ARANGE * 1.01, "output": ARANGE * 2.02},
+        }
+    }
+    golden, my = dumps(chained, worse)
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if "root.b/" in item.nodeid:
+                    item.add_marker(pytest.mark.llm_precision(verdict="accumulated"))
+        """
+    )
+    result = run(pytester, golden, my)
+    result.assert_outcomes(passed=1, failed=3)  # root.a by what it introduces, root.b's as dumped
+    result.stdout.fnmatch_lines(["*FAILED llm/token0/root.b/output - pair token0/root.b/output failed for*"])
