@@ -487,20 +487,18 @@ def test_a_collect_only_run_writes_no_report(pytester, dumps):
     assert not (pytester.path / "llmprec-report").exists()
 
 
+def chained_pair(error: float = 0.01) -> tuple[dict, dict]:
+    """``root.a`` feeding ``root.b``; in the second, root.a's output is off by ``error``."""
+
+    def model(scale: float) -> dict:
+        a = ARANGE * scale
+        return {0: {"root.a": {"input_0": ONES, "output": a}, "root.b": {"input_0": a, "output": a * 2}}}
+
+    return model(1.0), model(1 + error)
+
+
 def test_the_local_verdict_is_the_default_and_the_ini_can_choose_accumulated(pytester, dumps):
-    chained = {
-        0: {
-            "root.a": {"input_0": ONES, "output": ARANGE},
-            "root.b": {"input_0": ARANGE, "output": ARANGE * 2},
-        }
-    }
-    worse = {
-        0: {
-            "root.a": {"input_0": ONES, "output": ARANGE * 1.01},
-            "root.b": {"input_0": ARANGE * 1.01, "output": ARANGE * 2.02},
-        }
-    }
-    golden, my = dumps(chained, worse)
+    golden, my = dumps(*chained_pair())
     local = run(pytester, golden, my)
     local.assert_outcomes(passed=3, failed=1)  # only root.a's output introduces the error
     local.stdout.fnmatch_lines(
@@ -526,19 +524,7 @@ def test_bad_verdict_options_are_usage_errors(pytester, dumps, option, message):
 
 
 def test_a_marker_chooses_the_verdict_of_the_items_it_marks(pytester, dumps):
-    chained = {
-        0: {
-            "root.a": {"input_0": ONES, "output": ARANGE},
-            "root.b": {"input_0": ARANGE, "output": ARANGE * 2},
-        }
-    }
-    worse = {
-        0: {
-            "root.a": {"input_0": ONES, "output": ARANGE * 1.01},
-            "root.b": {"input_0": ARANGE * 1.01, "output": ARANGE * 2.02},
-        }
-    }
-    golden, my = dumps(chained, worse)
+    golden, my = dumps(*chained_pair())
     pytester.makeconftest(
         """
         import pytest
