@@ -56,7 +56,20 @@ class Comparison:
                 self.op_mapping = OpMapping.load(settings.op_mapping_file)
             except LlmprecError as exc:
                 raise SetupError(f"{settings.named('op_mapping_file')}: {exc}") from None
+        self.notes: list[str] = []
+        """Lines the end of the run adds to the summary (what the baseline update did)."""
         self.baseline = self._load_baseline()
+        self.earlier_baseline = self._load_earlier_baseline()
+
+    def _load_earlier_baseline(self) -> Baseline | None:
+        """The baseline an update replaces, whose rows of pairs not compared this run are kept."""
+        path = self.settings.baseline
+        if path is None or not self.settings.update_baseline or not path.is_file():
+            return None
+        try:
+            return Baseline.load(path, self.settings.baseline_tolerance)
+        except LlmprecError as exc:
+            raise SetupError(f"{exc} (remove the file to write a new baseline)") from None
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.baseline
@@ -186,7 +199,15 @@ class Comparison:
 
     def write_reports(self) -> list[Path]:
         """Write the report files (none when nothing was compared and nothing is unmatched)."""
-        return reports.write_reports(self.settings, self.started, self.rows, self.matched(), self.baseline)
+        return reports.write_reports(
+            self.settings,
+            self.started,
+            self.rows,
+            self.matched(),
+            self.baseline,
+            self.earlier_baseline,
+            self.notes,
+        )
 
     def mapping_lines(self, limit: int | None = None) -> list[str]:
         """With ``explain_mapping``: which nodes paired by which rule, and why others did not."""
@@ -199,7 +220,8 @@ class Comparison:
 
     def summary(self, report_paths: Iterable[Path] = ()) -> list[str]:
         """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths."""
-        return reports.summary(self.rows, self.matched(), self._dumps, report_paths)
+        lines = reports.summary(self.rows, self.matched(), self._dumps, report_paths)
+        return lines + self.notes if lines else list(self.notes)
 
     def close(self) -> None:
         self._ahead.shutdown(wait=False, cancel_futures=True)

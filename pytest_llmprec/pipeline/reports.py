@@ -10,7 +10,7 @@ from typing import Any
 
 from ..dumps.base import Dump
 from ..matching import MatchResult, Unmatched
-from ..report.baseline import Baseline, write_baseline
+from ..report.baseline import Baseline, update_baseline
 from ..report.csv_files import write_csv
 from ..report.rows import COLUMNS, STAMP_FORMAT, UNMATCHED_COLUMNS, row_sort_key
 from ..report.summary import summary_lines
@@ -31,9 +31,13 @@ def write_reports(
     rows: Sequence[dict[str, Any]],
     match: MatchResult | None,
     baseline: Baseline | None = None,
+    earlier_baseline: Baseline | None = None,
+    notes: list[str] | None = None,
 ) -> list[Path]:
-    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv``, the baseline when asked, and
-    the HTML report and PNG plots (``settings.html``, ``settings.plots_dir``).
+    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv``, the baseline when asked
+    (``update_baseline`` keeps ``earlier_baseline``'s rows of pairs not compared), and the HTML
+    report and PNG plots (``settings.html``, ``settings.plots_dir``); lines for the summary (what
+    the baseline update did) are appended to ``notes``.
 
     Nothing is written when no pair was compared and nothing is unmatched (a run that failed to
     start, a collect-only run, a selection of nothing).
@@ -49,7 +53,10 @@ def write_reports(
         table = [_unmatched_row(u) for u in unmatched]
         written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, table))
     if settings.update_baseline and settings.baseline is not None:
-        written.append(write_baseline(settings.baseline, ordered))
+        line = update_baseline(settings.baseline, ordered, earlier_baseline)
+        written.append(settings.baseline)
+        if notes is not None:
+            notes.append(line)
     if (
         settings.compares_dumps
         and match is not None
