@@ -39,6 +39,7 @@ OPTION_NAMES = {
     "update_baseline": "--update-baseline",
     "report_dir": "--output",
     "op_mapping_file": "--op-mapping-file",
+    "plots_dir": "--plots",
 }
 
 
@@ -183,8 +184,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    settings = settings_of(args)
+    problems = settings.output_problems()
+    if problems:
+        print(f"llmprec compare: error: {problems[0]}", file=sys.stderr)
+        return 2
     try:
-        comparison = Comparison(settings_of(args))
+        comparison = Comparison(settings)
         pairs = comparison.match().pairs
     except (SetupError, LlmprecError) as exc:
         print(f"llmprec compare: error: {exc}", file=sys.stderr)

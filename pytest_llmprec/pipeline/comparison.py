@@ -198,16 +198,22 @@ class Comparison:
             return None
 
     def write_reports(self) -> list[Path]:
-        """Write the report files (none when nothing was compared and nothing is unmatched)."""
-        return reports.write_reports(
-            self.settings,
-            self.started,
-            self.rows,
-            self.matched(),
-            self.baseline,
-            self.earlier_baseline,
-            self.notes,
-        )
+        """Write the report files (none when nothing was compared and nothing is unmatched); a report
+        that cannot be written adds one line to the summary, nothing is raised."""
+        try:
+            return reports.write_reports(
+                self.settings,
+                self.started,
+                self.rows,
+                self.matched(),
+                self.baseline,
+                self.earlier_baseline,
+                self.notes,
+            )
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            self.notes.append(f"reports not written{where}: {exc.strerror or exc}")
+            return []
 
     def mapping_lines(self, limit: int | None = None) -> list[str]:
         """With ``explain_mapping``: which nodes paired by which rule, and why others did not."""

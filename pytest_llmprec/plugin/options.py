@@ -22,6 +22,7 @@ OPTION_NAMES = {
     "update_baseline": "--llm-update-baseline",
     "report_dir": "--llm-report-dir",
     "op_mapping_file": "--llm-op-mapping-file",
+    "plots_dir": "--llm-plots",
 }
 """Settings as the messages of a pytest run name them."""
 
@@ -363,6 +364,9 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         raise pytest.UsageError(f"--llm-plots={settings.plots_dir}: {MATPLOTLIB_MISSING}")
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
+    problems = settings.output_problems() if settings.compares_dumps else []
+    if problems:
+        raise pytest.UsageError(problems[0])
     return settings
 
 

@@ -44,3 +44,17 @@ def test_a_broken_fx_sidecar_is_a_dump_problem_and_the_file_dtype_is_used(tmp_pa
     assert {r.dtype for r in dump.records} == {None}
     assert [p.path for p in dump.problems] == [str(sidecar)]
     assert "not JSON" in dump.problems[0].message
+
+
+def test_llmprec_compare_refuses_an_output_that_is_a_file_before_comparing(tmp_path, capsys):
+    from torch_dumps import write_torch_dump
+
+    from pytest_llmprec.cli import main
+
+    dump = write_torch_dump(tmp_path / "g", {0: {"root.a": {"output": torch.ones(3)}}})
+    output = tmp_path / "out"
+    output.write_text("a file")
+    assert main(["compare", "-gp", str(dump), "-mp", str(dump), "-o", str(output)]) == 2
+    assert (
+        capsys.readouterr().err == f"llmprec compare: error: --output={output}: exists and is not a folder\n"
+    )

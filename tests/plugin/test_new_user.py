@@ -75,3 +75,42 @@ def test_updating_the_baseline_with_a_selection_keeps_the_other_rows(pytester, t
             f"{6 - compared} kept from the earlier baseline (not compared in this run)"
         ]
     )
+
+
+def test_a_report_dir_that_is_a_file_is_a_one_line_usage_error_before_anything_runs(pytester, tmp_path):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    report = tmp_path / "report"
+    report.write_text("a file")
+    result = run(pytester, golden, golden, f"--llm-report-dir={report}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines == [f"ERROR: --llm-report-dir={report}: exists and is not a folder", ""]
+    assert "passed" not in result.stdout.str()
+    below = run(pytester, golden, golden, f"--llm-report-dir={report / 'inner'}")
+    assert below.ret == pytest.ExitCode.USAGE_ERROR
+    below.stderr.fnmatch_lines([f"ERROR: --llm-report-dir={report / 'inner'}: cannot be created: *"])
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_the_summary_still_prints(
+    pytester, tmp_path
+):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    reports = tmp_path / "reports"
+    pytester.makeconftest(
+        f"""
+        import pathlib
+
+        def pytest_runtest_teardown(item):  # the folder turns into a file while the run goes on
+            path = pathlib.Path({str(reports)!r})
+            if path.is_dir():
+                path.rmdir()
+            if not path.exists():
+                path.write_text("in the way")
+        """
+    )
+    result = run(pytester, golden, golden, f"--llm-report-dir={reports}", "-rN")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["6 pairs compared: 6 passed, 0 failed, 0 unreadable*", "reports not written: *reports*: *"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert "FileExistsError" not in result.stdout.str()
