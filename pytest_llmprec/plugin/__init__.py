@@ -24,6 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STASH] = plugin
     config.pluginmanager.register(fixtures, "llmprec-fixtures")
     config.pluginmanager.register(plugin, "llmprec-session")
+    if not hasattr(config, "workerinput"):  # names in the reports the controller writes
+        from .report_names import ReportNames
+
+        config.pluginmanager.register(ReportNames(config), "llmprec-report-names")
     opcheck.register(config)
     overflow.register(config)
     if config.pluginmanager.hasplugin("html") and not hasattr(config, "workerinput"):

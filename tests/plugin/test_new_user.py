@@ -114,3 +114,31 @@ def test_a_report_that_cannot_be_written_at_the_end_is_one_line_and_the_summary_
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert "FileExistsError" not in result.stdout.str()
+
+
+def test_failure_sections_are_headed_by_the_item_id_and_verbose_lines_keep_it(pytester, tmp_path):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    my = write_torch_dump(tmp_path / "m", model_dump(scale=1.5))
+    result = run(pytester, golden, my, "-v", "-k", "token0")
+    result.stdout.fnmatch_lines(["llm/token0/root.b/output FAILED*", "*_ llm/token0/root.b/output _*"])
+    assert "_ test session _" not in result.stdout.str()
+    assert "root::b" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("family", ["xunit1", "xunit2"])
+def test_junit_testcases_have_a_classname_of_token_and_node(pytester, tmp_path, family):
+    import xml.etree.ElementTree as ET
+
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    xml = tmp_path / "junit.xml"
+    run(pytester, golden, golden, f"--junitxml={xml}", "-o", f"junit_family={family}", "-k", "token1")
+    testcases = list(ET.parse(xml).iter("testcase"))
+    for case in testcases:  # docs/plugin.md: the metric properties in both families
+        names = {p.get("name") for p in case.iter("property")}
+        assert {"cosine_similarity", "verdict"} <= names
+    cases = [(c.get("classname"), c.get("name")) for c in testcases]
+    assert sorted(cases) == [
+        ("llm.token1.root.a", "output"),
+        ("llm.token1.root.b", "input_0"),
+        ("llm.token1.root.b", "output"),
+    ]
