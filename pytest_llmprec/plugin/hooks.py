@@ -90,6 +90,12 @@ class LlmPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         if not self.settings.compares_dumps:
+            problem = _lone_dump_problem(self.settings, items)
+            if problem is not None and self.is_worker:  # xdist drops a worker's usage error
+                report = pytest.CollectReport("llm", "failed", f"ERROR: {problem}", [])
+                session.ihook.pytest_collectreport(report=report)
+            elif problem is not None:
+                raise pytest.UsageError(problem)
             return
         from .items import comparison_items
 
@@ -141,6 +147,22 @@ class LlmPlugin:
     def pytest_unconfigure(self) -> None:
         if self._comparison is not None:
             self._comparison.close()
+
+
+def _lone_dump_problem(settings: CompareSettings, items: list[pytest.Item]) -> str | None:
+    """One of ``--llm-golden``/``--llm-my`` without the other compares nothing: the usage error,
+    unless a test uses the given dump through its fixture (``llm_golden``, ``llm_my``)."""
+    given = [side for side in ("golden", "my") if getattr(settings, side) is not None]
+    if len(given) != 1:
+        return None
+    (side,) = given
+    if any(f"llm_{side}" in getattr(item, "fixturenames", ()) for item in items):
+        return None
+    other = "my" if side == "golden" else "golden"
+    return (
+        f"{settings.named(side)} needs {settings.named(other)}: a dump comparison takes both dumps "
+        f"(no test uses the llm_{side} fixture either)"
+    )
 
 
 def _crowded_workers_line(config: pytest.Config) -> str | None:

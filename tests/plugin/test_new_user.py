@@ -142,3 +142,18 @@ def test_junit_testcases_have_a_classname_of_token_and_node(pytester, tmp_path, 
         ("llm.token1.root.b", "input_0"),
         ("llm.token1.root.b", "output"),
     ]
+
+
+def test_one_dump_without_the_other_is_a_usage_error(pytester, tmp_path):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    result = pytester.runpytest(f"--llm-golden={golden}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --llm-golden needs --llm-my: *"])
+    result = pytester.runpytest(f"--llm-my={golden}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --llm-my needs --llm-golden: *"])
+    parallel = pytester.runpytest_subprocess(f"--llm-golden={golden}", "-p", "no:cacheprovider", "-n", "2")
+    assert parallel.ret not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    parallel.stdout.fnmatch_lines(["ERROR: --llm-golden needs --llm-my: *"])
+    pytester.makepyfile("def test_golden_only(llm_golden):\n    assert len(llm_golden) == 6\n")
+    pytester.runpytest(f"--llm-golden={golden}", "-p", "no:cacheprovider").assert_outcomes(passed=1)
