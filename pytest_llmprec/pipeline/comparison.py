@@ -108,6 +108,12 @@ class Comparison:
                 self._match = MatchResult()
             else:
                 settings = self.settings
+                if self.tokens is not None:
+                    from ..matching.tokens import missing_tokens_problem
+
+                    problem = missing_tokens_problem(golden, my, self.tokens)
+                    if problem is not None:
+                        raise SetupError(f"{settings.named('tokens')}={settings.tokens}: {problem}")
                 options = MatchOptions(
                     self.tokens,
                     settings.select,

@@ -157,3 +157,16 @@ def test_one_dump_without_the_other_is_a_usage_error(pytester, tmp_path):
     parallel.stdout.fnmatch_lines(["ERROR: --llm-golden needs --llm-my: *"])
     pytester.makepyfile("def test_golden_only(llm_golden):\n    assert len(llm_golden) == 6\n")
     pytester.runpytest(f"--llm-golden={golden}", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("tokens", ["abc", "5", "1,7-8"])
+def test_tokens_that_neither_dump_has_are_a_usage_error_naming_the_dumps_tokens(pytester, tmp_path, tokens):
+    golden = write_torch_dump(tmp_path / "g", model_dump(tokens=3))
+    my = write_torch_dump(tmp_path / "m", model_dump(tokens=2))
+    result = run(pytester, golden, my, f"--llm-tokens={tokens}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    absent = {"abc": "abc", "5": "5", "1,7-8": "7-8"}[tokens]
+    assert result.stderr.lines[0] == (
+        f"ERROR: --llm-tokens={tokens}: token {absent} is in neither dump: "
+        "golden has tokens 0-2, my has tokens 0-1"
+    )
