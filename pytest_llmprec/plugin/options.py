@@ -281,11 +281,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def command_line_thresholds(config: pytest.Config) -> tuple[Threshold, ...]:
     """The thresholds given as ``--llm-min-cos=...`` and the like, each naming its option as source."""
-    return tuple(
-        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {option_name(keyword)}")
-        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
-        if config.getoption(f"llm_{keyword}") is not None
-    )
+    thresholds = []
+    for keyword, (metric, op) in THRESHOLD_KEYWORDS.items():
+        value = config.getoption(f"llm_{keyword}")
+        if value is not None:
+            try:
+                thresholds.append(Threshold(metric, op, value, f"command line {option_name(keyword)}"))
+            except ValueError as exc:
+                message = str(exc).replace(f"{keyword}=", f"{option_name(keyword)}=", 1)
+                raise pytest.UsageError(message) from None
+    return tuple(thresholds)
 
 
 def config_path(config: pytest.Config, name: str) -> Path | None:

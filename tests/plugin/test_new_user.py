@@ -170,3 +170,48 @@ def test_tokens_that_neither_dump_has_are_a_usage_error_naming_the_dumps_tokens(
         f"ERROR: --llm-tokens={tokens}: token {absent} is in neither dump: "
         "golden has tokens 0-2, my has tokens 0-1"
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--llm-min-cos=2", "--llm-min-cos=2 is out of range: cosine_similarity lies in [-1, 1]"),
+        (
+            "--llm-max-red=-0.1",
+            "--llm-max-red=-0.1 is out of range: relative_euclidean_distance lies in [0, inf]",
+        ),
+        (
+            "--llm-min-pass-rate=1.5",
+            "--llm-min-pass-rate=1.5 is out of range: tolerance_pass_rate lies in [0, 1]",
+        ),
+    ],
+)
+def test_thresholds_out_of_range_are_usage_errors(pytester, tmp_path, option, message):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    result = run(pytester, golden, golden, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == f"ERROR: {message}"
+
+
+def test_a_marker_threshold_out_of_range_fails_the_marked_test(pytester):
+    pytester.makepyfile(
+        """
+        import pytest, torch
+
+        @pytest.mark.llm_precision(min_cos=1.5)
+        def test_marked(llm_compare):
+            llm_compare(torch.ones(3), torch.ones(3))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*min_cos=1.5 is out of range: cosine_similarity lies in [[]-1, 1[]]*"])
+
+
+def test_pairs_whose_element_counts_differ_say_so_in_one_line(pytester, tmp_path):
+    golden = write_torch_dump(tmp_path / "g", {0: {"root.a": {"output": ONES}}})
+    my = write_torch_dump(tmp_path / "m", {0: {"root.a": {"output": torch.ones(3)}}})
+    result = run(pytester, golden, my)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the element counts differ (8 vs 3); no metric can pass*"])
+    assert "no threshold passes a NaN value" not in result.stdout.str()
