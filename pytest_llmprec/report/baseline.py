@@ -7,6 +7,7 @@ does not count), even if the absolute thresholds still pass.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,13 @@ class Baseline:
             rows = read_csv(path)
         except OSError as exc:
             raise LlmprecError(f"{path}: cannot read the baseline: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise LlmprecError(
+                f"{path}: not a baseline CSV: byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+                "is not UTF-8 (save it as CSV UTF-8)"
+            ) from None
+        except csv.Error as exc:
+            raise LlmprecError(f"{path}: not a baseline CSV: {exc}") from None
         values = {}
         for number, row in enumerate(rows, start=2):
             if "pair_key" not in row:

@@ -215,3 +215,27 @@ def test_pairs_whose_element_counts_differ_say_so_in_one_line(pytester, tmp_path
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the element counts differ (8 vs 3); no metric can pass*"])
     assert "no threshold passes a NaN value" not in result.stdout.str()
+
+
+def _write_baseline_text(path, text: str, encoding: str) -> None:
+    path.write_bytes(text.encode(encoding))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_baseline_csv_with_a_bom_is_read_and_one_in_another_encoding_is_one_line(
+    pytester, tmp_path, encoding
+):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    baseline = tmp_path / "baseline.csv"
+    run(pytester, golden, golden, f"--llm-baseline={baseline}", "--llm-update-baseline")
+    text = baseline.read_text(encoding="utf-8")
+    _write_baseline_text(baseline, text, encoding)  # a spreadsheet round trip
+    result = run(pytester, golden, golden, f"--llm-baseline={baseline}")
+    if encoding == "utf-8-sig":
+        result.assert_outcomes(passed=6)
+        return
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        f"ERROR: {baseline}: not a baseline CSV: byte 0xff at offset 0 is not UTF-8 (save it as CSV UTF-8)"
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
