@@ -47,6 +47,7 @@ class LlmPlugin:
         self.is_worker = hasattr(config, "workerinput")
         self._comparison: Comparison | None = None
         self.report_paths: list[Path] = []
+        self._silent = False
 
     def comparison(self) -> Comparison:
         if self._comparison is None:
@@ -125,13 +126,19 @@ class LlmPlugin:
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
+            return
+        if not self._comparison.rows and exitstatus in (
+            pytest.ExitCode.USAGE_ERROR,
+            pytest.ExitCode.INTERRUPTED,
+        ):
+            self._silent = True  # nothing compared: the run's error is the message, no report or summary
             return
         self.report_paths = self._comparison.write_reports()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self._comparison is None or self.is_worker:
+        if self._comparison is None or self.is_worker or self._silent:
             return
         limit = None if self.config.option.verbose > 0 else MAPPING_LINES
         sections = {

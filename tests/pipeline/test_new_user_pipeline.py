@@ -25,7 +25,7 @@ def _fx_dump(folder, dtype):
 def test_fx_dump_of_bf16_run_is_judged_by_the_bf16_standard(tmp_path):
     golden, my = _fx_dump(tmp_path / "g", torch.float32), _fx_dump(tmp_path / "m", torch.bfloat16)
     records = load_dump(my).records
-    assert records and {r.dtype for r in records} == {"torch.bfloat16"}
+    assert records and {r.original_dtype for r in records} == {"torch.bfloat16"}
     comparison = Comparison(CompareSettings(golden=golden, my=my, report_dir=tmp_path / "r"))
     done = list(comparison.evaluations())
     assert len(done) == len(records)
@@ -41,7 +41,7 @@ def test_a_broken_fx_sidecar_is_a_dump_problem_and_the_file_dtype_is_used(tmp_pa
     (sidecar,) = (tmp_path / "m" / "msit_fx_nodes").rglob("*.json")
     sidecar.write_text("{not json")
     dump = load_dump(my)
-    assert {r.dtype for r in dump.records} == {None}
+    assert {r.original_dtype for r in dump.records} == {None}
     assert [p.path for p in dump.problems] == [str(sidecar)]
     assert "not JSON" in dump.problems[0].message
 

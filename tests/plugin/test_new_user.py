@@ -239,3 +239,18 @@ def test_baseline_csv_with_a_bom_is_read_and_one_in_another_encoding_is_one_line
         f"ERROR: {baseline}: not a baseline CSV: byte 0xff at offset 0 is not UTF-8 (save it as CSV UTF-8)"
     )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("error", [("nothere.py",), ("-k", "a and (")], ids=["path", "expression"])
+def test_a_run_that_errors_before_comparing_writes_no_report_and_prints_only_the_error(
+    pytester, tmp_path, error
+):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    my = write_torch_dump(tmp_path / "m", {0: {"root.a": {"output": ARANGE}, "root.z": {"output": ONES}}})
+    reports = tmp_path / "reports"
+    result = run(pytester, golden, my, f"--llm-report-dir={reports}", *error)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0].startswith("ERROR: ")
+    assert "= llmprec =" not in result.stdout.str()
+    assert "pairs compared" not in result.stdout.str()
+    assert not reports.exists()
