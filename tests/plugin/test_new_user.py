@@ -254,3 +254,22 @@ def test_a_run_that_errors_before_comparing_writes_no_report_and_prints_only_the
     assert "= llmprec =" not in result.stdout.str()
     assert "pairs compared" not in result.stdout.str()
     assert not reports.exists()
+
+
+def test_pytest_does_not_walk_dump_folders_for_tests(pytester):
+    other = write_torch_dump(pytester.path / "old", model_dump())  # msit_dump_*: not an option's path
+    golden, my = pytester.path / "gold", pytester.path / "mine"
+    for folder in (golden, my):
+        folder.mkdir()
+        torch.save(ONES, folder / "x.pth")
+    # a test file inside each dump: collecting it would prove the walk went in
+    for folder in (golden, my, other, other / "torch_tensors"):
+        (folder / f"test_in_{folder.name}.py").write_text("def test_inside():\n    pass\n")
+    pytester.makepyfile(test_mine="def test_mine():\n    pass\n")
+    result = run(pytester, golden, my, "--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if "::" in line]
+    assert ids == ["test_mine.py::test_mine"]
+    named = pytester.runpytest(
+        str(other / "torch_tensors" / "test_in_torch_tensors.py"), "-p", "no:cacheprovider"
+    )
+    named.assert_outcomes(passed=1)  # a path given on the command line is still collected
