@@ -48,6 +48,8 @@ class LlmPlugin:
         self._comparison: Comparison | None = None
         self.report_paths: list[Path] = []
         self._silent = False
+        self.pair_tests: dict[str, str] = {}
+        """Outcome of each hand-written test that takes ``llm_pair``, counted apart from the pairs."""
 
     def comparison(self) -> Comparison:
         if self._comparison is None:
@@ -120,11 +122,16 @@ class LlmPlugin:
         rows = getattr(item, "llmprec_rows", None)
         if call.when == "call" and rows:
             outcome.get_result().llmprec_rows = rows  # travels to the xdist controller with the report
+        if "llm_pair" in getattr(item, "fixturenames", ()):
+            outcome.get_result().llmprec_pair_test = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "llmprec_rows", None)
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
+        if getattr(report, "llmprec_pair_test", False) and not self.is_worker:
+            if report.when == "call" or report.failed or report.skipped:  # one outcome per test
+                self.pair_tests.setdefault(report.nodeid, report.outcome)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
@@ -141,8 +148,17 @@ class LlmPlugin:
         if self._comparison is None or self.is_worker or self._silent:
             return
         limit = None if self.config.option.verbose > 0 else MAPPING_LINES
+        summary = self._comparison.summary(self.report_paths)
+        if self.pair_tests:
+            outcomes = list(self.pair_tests.values())
+            summary.insert(
+                1 if summary else 0,
+                f"{len(outcomes)} tests using llm_pair (counted apart from the pairs): "
+                f"{outcomes.count('passed')} passed, {outcomes.count('failed')} failed, "
+                f"{outcomes.count('skipped')} skipped",
+            )
         sections = {
-            "llmprec": self._comparison.summary(self.report_paths),
+            "llmprec": summary,
             "llmprec mapping": self._comparison.mapping_lines(limit),
         }
         for title, lines in sections.items():

@@ -273,3 +273,22 @@ def test_pytest_does_not_walk_dump_folders_for_tests(pytester):
         str(other / "torch_tensors" / "test_in_torch_tensors.py"), "-p", "no:cacheprovider"
     )
     named.assert_outcomes(passed=1)  # a path given on the command line is still collected
+
+
+def test_tests_using_llm_pair_are_counted_apart_from_the_pairs(pytester, tmp_path):
+    golden = write_torch_dump(tmp_path / "g", model_dump())
+    my = write_torch_dump(tmp_path / "m", model_dump(scale=1.5))
+    pytester.makepyfile(
+        """
+        def test_same_shape(llm_pair):
+            assert "root.b/output" not in llm_pair.key
+        """
+    )
+    result = run(pytester, golden, my, "-rN")
+    result.assert_outcomes(passed=8, failed=4)  # 6 plugin items (2 fail) and 6 user tests (2 fail)
+    result.stdout.fnmatch_lines(
+        [
+            "6 pairs compared: 4 passed, 2 failed, 0 unreadable; *",
+            "6 tests using llm_pair (counted apart from the pairs): 4 passed, 2 failed, 0 skipped",
+        ]
+    )
