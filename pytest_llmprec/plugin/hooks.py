@@ -129,9 +129,9 @@ class LlmPlugin:
         rows = getattr(report, "llmprec_rows", None)
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
-        if getattr(report, "llmprec_pair_test", False) and not self.is_worker:
-            if report.when == "call" or report.failed or report.skipped:  # one outcome per test
-                self.pair_tests.setdefault(report.nodeid, report.outcome)
+        decisive = report.when == "call" or report.failed or report.skipped  # one outcome per test
+        if getattr(report, "llmprec_pair_test", False) and decisive and not self.is_worker:
+            self.pair_tests.setdefault(report.nodeid, report.outcome)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
