@@ -115,7 +115,38 @@ def summary(
             first, count = dump.problems[0], len(dump.problems)
             notes.append(f"{count} unreadable entries in the {side} dump, e.g. {first.path}: {first.message}")
     paths = [str(path) for path in report_paths]
-    return summary_lines(sorted(rows, key=row_sort_key), counts, notes, paths)
+    ordered = sorted(rows, key=row_sort_key)
+    return structure_lines(ordered, match) + summary_lines(ordered, counts, notes, paths)
+
+
+def structure_lines(rows: Sequence[dict[str, Any]], match: MatchResult | None) -> list[str]:
+    """One line each when the two model trees differ in their nodes (nodes without a partner) or in
+    the shapes of paired tensors: said once, before the pair-by-pair results."""
+    lines = []
+    if match is not None and match.unmatched:
+        nodes = {
+            side: list(dict.fromkeys(u.record.node for u in match.unmatched if u.side == side))
+            for side in ("golden", "my")
+        }
+        parts = [
+            f"{len(found)} {side} nodes have no {'my' if side == 'golden' else 'golden'} partner "
+            f"(first {found[0]})"
+            for side, found in nodes.items()
+            if found
+        ]
+        lines.append(f"the model trees differ: {'; '.join(parts)}")
+    reshaped = [
+        row
+        for row in rows
+        if row.get("golden_shape") and row.get("my_shape") and row["golden_shape"] != row["my_shape"]
+    ]
+    if reshaped:
+        first = reshaped[0]
+        lines.append(
+            f"the model trees differ in shapes: {len(reshaped)} of {len(rows)} pairs have different "
+            f"shapes (first {first['pair_key']}: golden {first['golden_shape']}, my {first['my_shape']})"
+        )
+    return lines
 
 
 def _unmatched_row(unmatched: Unmatched) -> dict[str, Any]:

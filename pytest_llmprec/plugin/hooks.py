@@ -84,11 +84,16 @@ class LlmPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.settings.compares_dumps:  # here, so that the xdist controller reports it too
-            self.matched_pairs()
-            line = _crowded_workers_line(self.config)
+            from ..pipeline.reports import structure_lines
+
+            match = self.matched_pairs()
+            lines = [_crowded_workers_line(self.config)]
+            if not self.is_worker:  # the tree difference, once before the pairs run
+                lines += [f"llmprec: {line}" for line in structure_lines([], match)]
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if line and reporter is not None:
-                reporter.write_line(line)
+            for line in filter(None, lines):
+                if reporter is not None:
+                    reporter.write_line(line)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:

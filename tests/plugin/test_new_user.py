@@ -292,3 +292,23 @@ def test_tests_using_llm_pair_are_counted_apart_from_the_pairs(pytester, tmp_pat
             "6 tests using llm_pair (counted apart from the pairs): 4 passed, 2 failed, 0 skipped",
         ]
     )
+
+
+def test_dumps_of_different_models_say_so_once_before_the_pairs(pytester, tmp_path):
+    def model(width: int, layers: int) -> dict:
+        return {
+            0: {f"root.layers.{i}": {"output": torch.ones(2, width) * (i + 1)} for i in range(layers)},
+        }
+
+    golden = write_torch_dump(tmp_path / "g", model(4, 2))
+    my = write_torch_dump(tmp_path / "m", model(8, 3))
+    result = run(pytester, golden, my, "-rN")
+    text = result.stdout.str()
+    nodes = "the model trees differ: 1 my nodes have no golden partner (first root.layers.2)"
+    shapes = (
+        "the model trees differ in shapes: 2 of 2 pairs have different shapes "
+        "(first token0/root.layers.0/output: golden [2, 4], my [2, 8])"
+    )
+    assert text.count(nodes) == 2  # at the start, and first in the summary
+    assert text.index("llmprec: " + nodes) < text.index("FAILURES")
+    result.stdout.fnmatch_lines(["*= llmprec =*", nodes, shapes, "2 pairs compared: *"])
