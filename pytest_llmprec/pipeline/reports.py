@@ -116,7 +116,27 @@ def summary(
             notes.append(f"{count} unreadable entries in the {side} dump, e.g. {first.path}: {first.message}")
     paths = [str(path) for path in report_paths]
     ordered = sorted(rows, key=row_sort_key)
-    return structure_lines(ordered, match) + summary_lines(ordered, counts, notes, paths)
+    lines = structure_lines(ordered, match) + decode_lines(ordered)
+    return lines + summary_lines(ordered, counts, notes, paths)
+
+
+DECODE_INPUTS = ("root/kwarg_input_ids", "root/input_0")
+"""Pair keys (after ``token{t}/``) of the ids a model's root module is called with."""
+
+
+def decode_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A line when the ids fed to the model differ between the runs (greedy decoding diverged):
+    from that token on, the pairs compare different sequences."""
+    for row in rows:
+        key = str(row.get("pair_key", ""))
+        if key.split("/", 1)[-1] in DECODE_INPUTS and row.get("verdict") == "failed":
+            token = row.get("token_id")
+            return [
+                f"my run's decode inputs differ from golden's from token {token} ({key}); later tokens "
+                "compare different sequences (feed golden's ids to my run: "
+                "pytest_llmprec.capture.golden_decode_inputs)"
+            ]
+    return []
 
 
 def structure_lines(rows: Sequence[dict[str, Any]], match: MatchResult | None) -> list[str]:

@@ -312,3 +312,29 @@ def test_dumps_of_different_models_say_so_once_before_the_pairs(pytester, tmp_pa
     assert text.count(nodes) == 2  # at the start, and first in the summary
     assert text.index("llmprec: " + nodes) < text.index("FAILURES")
     result.stdout.fnmatch_lines(["*= llmprec =*", nodes, shapes, "2 pairs compared: *"])
+
+
+def _decoding_dump(folder, ids: list[int]):
+    """A torch dump of a greedy decode: the prompt [1, 2] at token 0, then one id per call."""
+    calls = [torch.tensor([[1, 2]])] + [torch.tensor([[i]]) for i in ids]
+    return write_torch_dump(
+        folder,
+        {t: {"root": {"kwarg_input_ids": x, "output": x.float() * 2}} for t, x in enumerate(calls)},
+    )
+
+
+def test_diverged_decode_inputs_are_named_with_the_token_and_golden_ids_can_be_fed_back(pytester, tmp_path):
+    from pytest_llmprec.capture import golden_decode_inputs
+
+    golden = _decoding_dump(tmp_path / "g", [5, 6, 7])
+    my = _decoding_dump(tmp_path / "m", [5, 9, 4])
+    result = run(pytester, golden, my, "-rN")
+    result.stdout.fnmatch_lines(
+        [
+            "*= llmprec =*",
+            "my run's decode inputs differ from golden's from token 2 (token2/root/kwarg_input_ids); "
+            "later tokens compare different sequences *",
+        ]
+    )
+    ids = golden_decode_inputs(golden)
+    assert [x.tolist() for x in ids] == [[[1, 2]], [[5]], [[6]], [[7]]]
