@@ -338,3 +338,34 @@ def test_diverged_decode_inputs_are_named_with_the_token_and_golden_ids_can_be_f
     )
     ids = golden_decode_inputs(golden)
     assert [x.tolist() for x in ids] == [[[1, 2]], [[5]], [[6]], [[7]]]
+
+
+def test_one_saved_tensor_under_several_names_is_listed_once_with_its_aliases(pytester, tmp_path):
+    import os
+
+    def dump(folder, scale):
+        tokens = {
+            0: {
+                "root.a": {"output": ARANGE * scale},
+                "root.b": {"input_0": ARANGE * scale, "output": ARANGE + 1},
+                "root.c": {"input_0": ARANGE * scale},
+            }
+        }
+        root = write_torch_dump(folder, tokens)
+        token = root / "torch_tensors" / "cpu_4242" / "0"
+        for alias in ("root.b/input_0.pth", "root.c/input_0.pth"):  # hard links, as dumps link inputs
+            (token / alias).unlink()
+            os.link(token / "root.a" / "output.pth", token / alias)
+        return root
+
+    golden, my = dump(tmp_path / "g", 1.0), dump(tmp_path / "m", 1.25)
+    result = run(pytester, golden, my, "-rN")
+    result.stdout.fnmatch_lines(
+        [
+            "4 pairs compared: *",
+            "2 distinct tensor pairs: 2 pairs are aliases (the same saved files under another name, *",
+            "worst 2 by cosine similarity:",
+            "*failed  token0/root.a/output and 2 aliases",
+            "*passed  token0/root.b/output",
+        ]
+    )
