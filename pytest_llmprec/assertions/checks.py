@@ -8,11 +8,12 @@ elements over a bound counted, by the C kernel; other inputs go through torch.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..compare import native
 from ..compare.dispatch import compare_any, raw_comparable
-from ..compare.results import CompareResult
+from ..compare.results import COUNTS_DIFFER, CompareResult
 from ..standards import Outcome, Standard, Verdict, judge
 
 _ELEMENTWISE = {"max_absolute_error": "abs", "max_relative_error": "rel", "max_ulp_error": "ulp"}
@@ -50,10 +51,14 @@ def count_exceeding(golden: Any, my: Any, kind: str, bound: float) -> int:
 
 def failure_message(what: str, golden: Any, my: Any, result: CompareResult, verdict: Verdict) -> str:
     """The multi-line explanation of a failed verdict."""
-    lines = [
+    head = (
         f"{what} failed for golden {result.golden_dtype} {list(result.golden_shape)} vs my "
-        f"{result.my_dtype} {list(result.my_shape)} (standard {verdict.standard.name!r})"
-    ]
+        f"{result.my_dtype} {list(result.my_shape)}"
+    )
+    if result.fail_reason.startswith(COUNTS_DIFFER):
+        counts = math.prod(result.golden_shape), math.prod(result.my_shape)
+        return f"{head}: the element counts differ ({counts[0]} vs {counts[1]}); no metric can pass"
+    lines = [f"{head} (standard {verdict.standard.name!r})"]
     for outcome in verdict.failures:
         lines.append(f"  FAILED {outcome.describe()}; {_would_pass(outcome)}")
         lines += _exceeding(golden, my, outcome)

@@ -21,6 +21,7 @@ _EXPORTS = {
     "LogitsDumper": "logits",
     "bad_case_list": "logits",
     "fx_dump_backend": "fx_dump",
+    "golden_decode_inputs": "teacher",
 }
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "bad_case_list",
     "dump_data",
     "fx_dump_backend",
+    "golden_decode_inputs",
     "parse_token_range",
     "register_hook",
     "seed_all",
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from .logits import LogitsDumper, bad_case_list
     from .manual import dump_data
     from .seed import seed_all
+    from .teacher import golden_decode_inputs
     from .writer import DumpWriteError
 
 

@@ -127,9 +127,27 @@ def run_dump(args: argparse.Namespace) -> int:
         print(f"llmprec dump: error: {error}", file=sys.stderr)
         return 2
     timestamp = dump_timestamp()
-    spec = {"config": settings, "tokens": args.tokens, "root": args.root, "timestamp": timestamp}
-    code = run_with_startup_hook(argv, "dump", {CONFIG_ENV: json.dumps(spec)})
+    with tempfile.TemporaryDirectory(prefix="llmprec-seen-") as seen_dir:
+        seen_file = os.path.join(seen_dir, "top_level_classes.txt")
+        spec = {
+            "config": settings,
+            "tokens": args.tokens,
+            "root": args.root,
+            "timestamp": timestamp,
+            "seen_file": seen_file,
+        }
+        code = run_with_startup_hook(argv, "dump", {CONFIG_ENV: json.dumps(spec)})
+        seen = Path(seen_file).read_text(encoding="utf-8").split() if os.path.exists(seen_file) else []
     dumps = sorted(Path(str(settings["dump_path"])).glob("msit_dump_*"))
-    if not any(path.name >= f"msit_dump_{timestamp}" for path in dumps):
+    if any(path.name >= f"msit_dump_{timestamp}" for path in dumps):
+        return code
+    if seen and args.root:
+        classes = ", ".join(dict.fromkeys(seen))
+        print(
+            f"llmprec dump: nothing was dumped: forward calls of {classes} were seen, "
+            f"none of a class matching --root {args.root!r}",
+            file=sys.stderr,
+        )
+    else:
         print("llmprec dump: nothing was dumped (no nn.Module forward call was seen)", file=sys.stderr)
-    return code
+    return code or 1

@@ -14,7 +14,9 @@ has no bfloat16 or float8: such tensors are saved as float32. Non-tensor argumen
 
 Beside ``msit_fx_dump``, ``msit_fx_nodes/.../{token_id}.json`` records per dumped node its target,
 its non-tensor arguments and the original dtype of every tensor (``formats.fx_sidecar``), so that an
-op can be recomputed (``pytest_llmprec.opcheck``) and bfloat16 tensors judged as bfloat16.
+op can be recomputed (``pytest_llmprec.opcheck``) and bfloat16 tensors judged as bfloat16: the FX
+layout reader sets each record's ``original_dtype`` from it, and comparisons choose the standard by
+that dtype. Torchair's own FX dumps have no sidecar: their bfloat16 tensors are judged as the files' float32.
 """
 
 from __future__ import annotations

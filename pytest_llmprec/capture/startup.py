@@ -25,9 +25,15 @@ class GlobalCapture:
     """Dumps the forward calls of the first top-level module (matching ``root_class``) of the process."""
 
     def __init__(
-        self, config: DumpConfig, root_class: str | None = None, timestamp: str | None = None
+        self,
+        config: DumpConfig,
+        root_class: str | None = None,
+        timestamp: str | None = None,
+        seen_file: str | None = None,
     ) -> None:
         self.config = config
+        self.seen_file = seen_file
+        """Where the class names of top-level modules not dumped are appended (for ``llmprec dump``)."""
         self.timestamp = timestamp
         self.dumper: Dumper | None = None
         self.root_class = root_class
@@ -64,10 +70,13 @@ class GlobalCapture:
             self._skipped.add(class_name)
             root = type(self.dumper.root).__name__ if self.dumper else f"--root {self.root_class}"
             print(f"llmprec dump: not dumping top-level {class_name} (dumping {root})", file=sys.stderr)
+            if self.seen_file is not None:
+                with open(self.seen_file, "a", encoding="utf-8") as handle:
+                    handle.write(class_name + "\n")
 
 
 def install_from_environment() -> GlobalCapture:
     """Install the global hooks described by ``$LLMPREC_DUMP_CONFIG`` (set by ``llmprec dump``)."""
     spec = json.loads(os.environ[CONFIG_ENV])
     config = DumpConfig(token_range=parse_token_range(spec["tokens"]), **spec["config"])
-    return GlobalCapture(config, spec.get("root"), spec.get("timestamp"))
+    return GlobalCapture(config, spec.get("root"), spec.get("timestamp"), spec.get("seen_file"))

@@ -12,6 +12,9 @@ from ..standards.names import METRICS
 from ..standards.thresholds import Tolerance
 from .accumulators import REL_EPS
 
+COUNTS_DIFFER = "element counts differ"
+"""How ``fail_reason`` begins when the pair has no metrics because its element counts differ."""
+
 
 @dataclass(frozen=True)
 class CompareResult:
@@ -101,7 +104,7 @@ def compare_sides(
     g_count, m_count = math.prod(golden.shape), math.prod(my.shape)
     if g_count != m_count:
         reason = (
-            f"element counts differ: golden has {g_count} elements {list(golden.shape)}, "
+            f"{COUNTS_DIFFER}: golden has {g_count} elements {list(golden.shape)}, "
             f"my has {m_count} {list(my.shape)}"
         )
         return _incomparable(golden, my, tol, reason)

@@ -32,7 +32,9 @@ class TensorRecord:
     ``leaf`` the tensor's name within the node (e.g. ``output_0``, ``after/outtensor0``),
     ``member`` the entry inside a container file (npz array, safetensors name, GE
     ``inputs.0``) or None for single-tensor files. ``order`` is the execution order within
-    the dump (monotone over tokens), used to find the first divergence.
+    the dump (monotone over tokens), used to find the first divergence. ``original_dtype`` is
+    the tensor's dtype when the file stores it in another (``fx_dump_backend`` saves bfloat16 as
+    float32 ``.npy`` and records the original in its sidecar); None when the file's dtype is it.
     """
 
     path: str
@@ -45,6 +47,7 @@ class TensorRecord:
     order: int = 0
     rank: int | None = None
     member: str | None = None
+    original_dtype: str | None = field(default=None, kw_only=True)
 
     def load(self) -> torch.Tensor:
         from ..formats import load_tensor

@@ -34,6 +34,7 @@ class Row(NamedTuple):
     node_type: str
     rank: int | None
     member: str | None = None
+    original_dtype: str | None = None
 
 
 def build_records(rows: list[Row]) -> list[TensorRecord]:
@@ -51,6 +52,7 @@ def build_records(rows: list[Row]) -> list[TensorRecord]:
             order,
             row.rank,
             row.member,
+            original_dtype=row.original_dtype,
         )
         for order, row in enumerate(rows)
     ]

@@ -260,6 +260,7 @@ class _FxIndexer(_TorchairIndexer):
 
         token = _fx_token(parts)
         rank = _rank_of(parts)
+        dtypes = self._sidecar_dtypes(os.path.join(self.location.root, *parts))
         for name, path in files:
             parsed = parse_fx_file_name(name)
             if parsed is None:
@@ -282,7 +283,34 @@ class _FxIndexer(_TorchairIndexer):
                 rank_sort_key(rank),
             )
             node, role, index = parsed.op_key, parsed.role, parsed.index
-            self.rows.append(Row(key, path, token, node, leaf, role, index, parsed.target, rank))
+            dtype = dtypes.get((node, role, index))
+            self.rows.append(Row(key, path, token, node, leaf, role, index, parsed.target, rank, None, dtype))
+
+    def _sidecar_dtypes(self, folder: str) -> dict[tuple[str, str, int], str]:
+        """The original dtypes ``fx_dump_backend`` recorded for the files of ``folder`` by (op key,
+        role, index); empty without a sidecar, a broken sidecar is reported as a problem."""
+        from ..dtypes import dtype_facts
+        from ..formats.fx_sidecar import read_sidecar, sidecar_path
+
+        path = sidecar_path(folder)
+        if path is None or not path.is_file():
+            return {}
+        try:
+            nodes = read_sidecar(path)
+        except (OSError, ValueError) as exc:
+            self.walker.report(str(path), f"node sidecar not read, dtypes are the files': {exc}")
+            return {}
+        dtypes: dict[tuple[str, str, int], str] = {}
+        for op_key, entry in nodes.items():
+            for role in ("input", "output"):
+                names = entry.get(f"{role}s") if isinstance(entry, dict) else None
+                for index, name in enumerate(names if isinstance(names, list) else []):
+                    try:
+                        dtype_facts(name)
+                    except (TypeError, ValueError):
+                        continue  # not a dtype this package knows: the file's dtype is used
+                    dtypes[(op_key, role, index)] = str(name)
+        return dtypes
 
     def token_of_folder(self, folder: str) -> int | None:
         if any(_is_fx_file(name) for name in _files(folder)):

@@ -56,3 +56,33 @@ def align_tokens(
         f"golden tokens {golden_tokens} and my tokens {my_tokens} have none in common; "
         "point both paths at token folders to compare two different tokens"
     )
+
+
+def describe_tokens(tokens: list[int | str]) -> str:
+    """``[0, 1, 2, 5, "warmup"]`` -> ``0-2,5,warmup`` (runs of numbers as ranges); ``none`` when empty."""
+    parts: list[str] = []
+    numbers = sorted(t for t in tokens if isinstance(t, int))
+    start = None
+    for position, number in enumerate(numbers):
+        if start is None:
+            start = number
+        if position + 1 == len(numbers) or numbers[position + 1] != number + 1:
+            parts.append(str(start) if start == number else f"{start}-{number}")
+            start = None
+    parts += [str(t) for t in tokens if not isinstance(t, int)]
+    return ",".join(parts) or "none"
+
+
+def missing_tokens_problem(golden: Dump, my: Dump, selected: frozenset[int | str]) -> str | None:
+    """Why a token selection cannot be right: tokens in neither dump (named with each dump's
+    tokens); None when every selected token is in at least one dump."""
+    golden_tokens, my_tokens = golden.tokens(), my.tokens()
+    present = set(golden_tokens) | set(my_tokens)
+    absent = [t for t in selected if t not in present]
+    if not absent:
+        return None
+    absent.sort(key=lambda t: (isinstance(t, str), t if isinstance(t, int) else str(t)))
+    return (
+        f"token {describe_tokens(absent)} is in neither dump: golden has tokens "
+        f"{describe_tokens(golden_tokens)}, my has tokens {describe_tokens(my_tokens)}"
+    )

@@ -41,6 +41,7 @@ OPTION_NAMES = {
     "update_baseline": "--update-baseline",
     "report_dir": "--output",
     "op_mapping_file": "--op-mapping-file",
+    "plots_dir": "--plots",
 }
 
 
@@ -210,8 +211,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    settings = settings_of(args)
+    problems = settings.output_problems()
+    if problems:
+        print(f"llmprec compare: error: {problems[0]}", file=sys.stderr)
+        return 2
     try:
-        comparison = Comparison(settings_of(args))
+        comparison = Comparison(settings)
         if verbose:
             comparison.announce = lambda line: print(line, file=sys.stderr, flush=True)
         pairs = comparison.match().pairs

@@ -66,7 +66,20 @@ class Comparison:
                 self.op_mapping = OpMapping.load(settings.op_mapping_file)
             except LlmprecError as exc:
                 raise SetupError(f"{settings.named('op_mapping_file')}: {exc}") from None
+        self.notes: list[str] = []
+        """Lines the end of the run adds to the summary (what the baseline update did)."""
         self.baseline = self._load_baseline()
+        self.earlier_baseline = self._load_earlier_baseline()
+
+    def _load_earlier_baseline(self) -> Baseline | None:
+        """The baseline an update replaces, whose rows of pairs not compared this run are kept."""
+        path = self.settings.baseline
+        if path is None or not self.settings.update_baseline or not path.is_file():
+            return None
+        try:
+            return Baseline.load(path, self.settings.baseline_tolerance)
+        except LlmprecError as exc:
+            raise SetupError(f"{exc} (remove the file to write a new baseline)") from None
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.baseline
@@ -106,6 +119,12 @@ class Comparison:
                 self._match = MatchResult()
             else:
                 settings = self.settings
+                if self.tokens is not None:
+                    from ..matching.tokens import missing_tokens_problem
+
+                    problem = missing_tokens_problem(golden, my, self.tokens)
+                    if problem is not None:
+                        raise SetupError(f"{settings.named('tokens')}={settings.tokens}: {problem}")
                 options = MatchOptions(
                     self.tokens,
                     settings.select,
@@ -248,8 +267,22 @@ class Comparison:
             return None
 
     def write_reports(self) -> list[Path]:
-        """Write the report files (none when nothing was compared and nothing is unmatched)."""
-        return reports.write_reports(self.settings, self.started, self.rows, self.matched(), self.baseline)
+        """Write the report files (none when nothing was compared and nothing is unmatched); a report
+        that cannot be written adds one line to the summary, nothing is raised."""
+        try:
+            return reports.write_reports(
+                self.settings,
+                self.started,
+                self.rows,
+                self.matched(),
+                self.baseline,
+                self.earlier_baseline,
+                self.notes,
+            )
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            self.notes.append(f"reports not written{where}: {exc.strerror or exc}")
+            return []
 
     def mapping_lines(self, limit: int | None = None) -> list[str]:
         """With ``explain_mapping``: which nodes paired by which rule, and why others did not."""
@@ -265,7 +298,8 @@ class Comparison:
         gate_notes = self._gate.notes[:NOTES_SHOWN] if self._gate is not None else []
         if self._gate is not None and len(self._gate.notes) > NOTES_SHOWN:
             gate_notes.append(f"... and {len(self._gate.notes) - NOTES_SHOWN} more replays not used")
-        return reports.summary(self.rows, self.matched(), self._dumps, report_paths, gate_notes)
+        lines = reports.summary(self.rows, self.matched(), self._dumps, report_paths, gate_notes)
+        return lines + self.notes if lines else list(self.notes)
 
     def close(self) -> None:
         self._ahead.shutdown(wait=False, cancel_futures=True)

@@ -60,7 +60,9 @@ def evaluate_pair(
     except (DumpFormatError, OSError) as exc:
         return _error(pair, "cannot read", exc)
     try:
-        standard = standard_for(golden.dtype, my.dtype)
+        standard = standard_for(
+            pair.golden.original_dtype or golden.dtype, pair.my.original_dtype or my.dtype
+        )
         result, verdict = check_precision(golden, my, standard, f"pair {pair.key}")
         message = None
     except PrecisionError as failure:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..dumps.base import Dump
 from ..matching import MatchResult, Unmatched
-from ..report.baseline import Baseline, write_baseline
+from ..report.baseline import Baseline, update_baseline
 from ..report.csv_files import write_csv
 from ..report.rows import COLUMNS, STAMP_FORMAT, UNMATCHED_COLUMNS, row_sort_key
 from ..report.summary import summary_lines
@@ -31,9 +31,13 @@ def write_reports(
     rows: Sequence[dict[str, Any]],
     match: MatchResult | None,
     baseline: Baseline | None = None,
+    earlier_baseline: Baseline | None = None,
+    notes: list[str] | None = None,
 ) -> list[Path]:
-    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv``, the baseline when asked, and
-    the HTML report and PNG plots (``settings.html``, ``settings.plots_dir``).
+    """``llmprec_cmp_report_{ts}.csv``, ``llmprec_unmatched_{ts}.csv``, the baseline when asked
+    (``update_baseline`` keeps ``earlier_baseline``'s rows of pairs not compared), and the HTML
+    report and PNG plots (``settings.html``, ``settings.plots_dir``); lines for the summary (what
+    the baseline update did) are appended to ``notes``.
 
     Nothing is written when no pair was compared and nothing is unmatched (a run that failed to
     start, a collect-only run, a selection of nothing).
@@ -49,7 +53,10 @@ def write_reports(
         table = [_unmatched_row(u) for u in unmatched]
         written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, table))
     if settings.update_baseline and settings.baseline is not None:
-        written.append(write_baseline(settings.baseline, ordered))
+        line = update_baseline(settings.baseline, ordered, earlier_baseline)
+        written.append(settings.baseline)
+        if notes is not None:
+            notes.append(line)
     if (
         settings.compares_dumps
         and match is not None
@@ -110,7 +117,58 @@ def summary(
             notes.append(f"{count} unreadable entries in the {side} dump, e.g. {first.path}: {first.message}")
     notes += extra_notes
     paths = [str(path) for path in report_paths]
-    return summary_lines(sorted(rows, key=row_sort_key), counts, notes, paths)
+    ordered = sorted(rows, key=row_sort_key)
+    lines = structure_lines(ordered, match) + decode_lines(ordered)
+    return lines + summary_lines(ordered, counts, notes, paths)
+
+
+DECODE_INPUTS = ("root/kwarg_input_ids", "root/input_0")
+"""Pair keys (after ``token{t}/``) of the ids a model's root module is called with."""
+
+
+def decode_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A line when the ids fed to the model differ between the runs (greedy decoding diverged):
+    from that token on, the pairs compare different sequences."""
+    for row in rows:
+        key = str(row.get("pair_key", ""))
+        if key.split("/", 1)[-1] in DECODE_INPUTS and row.get("verdict") == "failed":
+            token = row.get("token_id")
+            return [
+                f"my run's decode inputs differ from golden's from token {token} ({key}); later tokens "
+                "compare different sequences (feed golden's ids to my run: "
+                "pytest_llmprec.capture.golden_decode_inputs)"
+            ]
+    return []
+
+
+def structure_lines(rows: Sequence[dict[str, Any]], match: MatchResult | None) -> list[str]:
+    """One line each when the two model trees differ in their nodes (nodes without a partner) or in
+    the shapes of paired tensors: said once, before the pair-by-pair results."""
+    lines = []
+    if match is not None and match.unmatched:
+        nodes = {
+            side: list(dict.fromkeys(u.record.node for u in match.unmatched if u.side == side))
+            for side in ("golden", "my")
+        }
+        parts = [
+            f"{len(found)} {side} nodes have no {'my' if side == 'golden' else 'golden'} partner "
+            f"(first {found[0]})"
+            for side, found in nodes.items()
+            if found
+        ]
+        lines.append(f"the model trees differ: {'; '.join(parts)}")
+    reshaped = [
+        row
+        for row in rows
+        if row.get("golden_shape") and row.get("my_shape") and row["golden_shape"] != row["my_shape"]
+    ]
+    if reshaped:
+        first = reshaped[0]
+        lines.append(
+            f"the model trees differ in shapes: {len(reshaped)} of {len(rows)} pairs have different "
+            f"shapes (first {first['pair_key']}: golden {first['golden_shape']}, my {first['my_shape']})"
+        )
+    return lines
 
 
 def _unmatched_row(unmatched: Unmatched) -> dict[str, Any]:

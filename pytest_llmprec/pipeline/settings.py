@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,3 +69,38 @@ class CompareSettings:
     def named(self, setting: str) -> str:
         """The front end's name of ``setting`` for messages (the setting's own name by default)."""
         return self.option_names.get(setting, setting)
+
+    def output_problems(self) -> list[str]:
+        """Why the report folder, the plots folder or the baseline to update cannot be written
+        (one line each, naming the setting); empty when they can."""
+        outputs = [("report_dir", self.report_dir, True)]
+        if self.plots_dir is not None:
+            outputs.append(("plots_dir", self.plots_dir, True))
+        if self.update_baseline and self.baseline is not None:
+            outputs.append(("update_baseline", self.baseline, False))
+        problems = []
+        for setting, path, folder in outputs:
+            problem = _output_problem(path, folder)
+            if problem is not None:
+                name = self.named("baseline") if setting == "update_baseline" else self.named(setting)
+                problems.append(f"{name}={path}: {problem}")
+        return problems
+
+
+def _output_problem(path: Path, folder: bool) -> str | None:
+    """Why ``path`` (a folder to create or fill, else a file to replace) cannot be written, or None."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return "exists and is not a folder"
+        if not folder and path.is_dir():
+            return "is a folder, not a file"
+        writable = path if folder else path.parent
+        return None if os.access(writable, os.W_OK | os.X_OK) else f"{writable} is not writable"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot be created: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: {parent} is not writable"
+    return None

@@ -60,6 +60,9 @@ class LlmPlugin:
         self.is_worker = hasattr(config, "workerinput")
         self._comparison: Comparison | None = None
         self.report_paths: list[Path] = []
+        self._silent = False
+        self.pair_tests: dict[str, str] = {}
+        """Outcome of each hand-written test that takes ``llm_pair``, counted apart from the pairs."""
 
     def comparison(self) -> Comparison:
         if self._comparison is None:
@@ -97,15 +100,26 @@ class LlmPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.settings.compares_dumps:  # here, so that the xdist controller reports it too
-            self.matched_pairs()
-            line = _crowded_workers_line(self.config)
+            from ..pipeline.reports import structure_lines
+
+            match = self.matched_pairs()
+            lines = [_crowded_workers_line(self.config)]
+            if not self.is_worker:  # the tree difference, once before the pairs run
+                lines += [f"llmprec: {line}" for line in structure_lines([], match)]
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if line and reporter is not None:
-                reporter.write_line(line)
+            for line in filter(None, lines):
+                if reporter is not None:
+                    reporter.write_line(line)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
         if not self.settings.compares_dumps:
+            problem = _lone_dump_problem(self.settings, items)
+            if problem is not None and self.is_worker:  # xdist drops a worker's usage error
+                report = pytest.CollectReport("llm", "failed", f"ERROR: {problem}", [])
+                session.ihook.pytest_collectreport(report=report)
+            elif problem is not None:
+                raise pytest.UsageError(problem)
             return
         from .items import comparison_items
 
@@ -129,23 +143,43 @@ class LlmPlugin:
         rows = getattr(item, "llmprec_rows", None)
         if call.when == "call" and rows:
             outcome.get_result().llmprec_rows = rows  # travels to the xdist controller with the report
+        if "llm_pair" in getattr(item, "fixturenames", ()):
+            outcome.get_result().llmprec_pair_test = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "llmprec_rows", None)
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
+        decisive = report.when == "call" or report.failed or report.skipped  # one outcome per test
+        if getattr(report, "llmprec_pair_test", False) and decisive and not self.is_worker:
+            self.pair_tests.setdefault(report.nodeid, report.outcome)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
+            return
+        if not self._comparison.rows and exitstatus in (
+            pytest.ExitCode.USAGE_ERROR,
+            pytest.ExitCode.INTERRUPTED,
+        ):
+            self._silent = True  # nothing compared: the run's error is the message, no report or summary
             return
         self.report_paths = self._comparison.write_reports()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self._comparison is None or self.is_worker:
+        if self._comparison is None or self.is_worker or self._silent:
             return
         limit = None if self.config.option.verbose > 0 else MAPPING_LINES
+        summary = self._comparison.summary(self.report_paths)
+        if self.pair_tests:
+            outcomes = list(self.pair_tests.values())
+            summary.insert(
+                1 if summary else 0,
+                f"{len(outcomes)} tests using llm_pair (counted apart from the pairs): "
+                f"{outcomes.count('passed')} passed, {outcomes.count('failed')} failed, "
+                f"{outcomes.count('skipped')} skipped",
+            )
         sections = {
-            "llmprec": self._comparison.summary(self.report_paths),
+            "llmprec": summary,
             "llmprec mapping": self._comparison.mapping_lines(limit),
         }
         for title, lines in sections.items():
@@ -157,6 +191,22 @@ class LlmPlugin:
     def pytest_unconfigure(self) -> None:
         if self._comparison is not None:
             self._comparison.close()
+
+
+def _lone_dump_problem(settings: CompareSettings, items: list[pytest.Item]) -> str | None:
+    """One of ``--llm-golden``/``--llm-my`` without the other compares nothing: the usage error,
+    unless a test uses the given dump through its fixture (``llm_golden``, ``llm_my``)."""
+    given = [side for side in ("golden", "my") if getattr(settings, side) is not None]
+    if len(given) != 1:
+        return None
+    (side,) = given
+    if any(f"llm_{side}" in getattr(item, "fixturenames", ()) for item in items):
+        return None
+    other = "my" if side == "golden" else "golden"
+    return (
+        f"{settings.named(side)} needs {settings.named(other)}: a dump comparison takes both dumps "
+        f"(no test uses the llm_{side} fixture either)"
+    )
 
 
 def _crowded_workers_line(config: pytest.Config) -> str | None:

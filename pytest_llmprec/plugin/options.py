@@ -29,6 +29,7 @@ OPTION_NAMES = {
     "update_baseline": "--llm-update-baseline",
     "report_dir": "--llm-report-dir",
     "op_mapping_file": "--llm-op-mapping-file",
+    "plots_dir": "--llm-plots",
 }
 """Settings as the messages of a pytest run name them."""
 
@@ -300,11 +301,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def command_line_thresholds(config: pytest.Config) -> tuple[Threshold, ...]:
     """The thresholds given as ``--llm-min-cos=...`` and the like, each naming its option as source."""
-    return tuple(
-        Threshold(metric, op, config.getoption(f"llm_{keyword}"), f"command line {option_name(keyword)}")
-        for keyword, (metric, op) in THRESHOLD_KEYWORDS.items()
-        if config.getoption(f"llm_{keyword}") is not None
-    )
+    thresholds = []
+    for keyword, (metric, op) in THRESHOLD_KEYWORDS.items():
+        value = config.getoption(f"llm_{keyword}")
+        if value is not None:
+            try:
+                thresholds.append(Threshold(metric, op, value, f"command line {option_name(keyword)}"))
+            except ValueError as exc:
+                message = str(exc).replace(f"{keyword}=", f"{option_name(keyword)}=", 1)
+                raise pytest.UsageError(message) from None
+    return tuple(thresholds)
 
 
 def config_path(config: pytest.Config, name: str) -> Path | None:
@@ -389,6 +395,9 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         raise pytest.UsageError(f"--llm-plots={settings.plots_dir}: {MATPLOTLIB_MISSING}")
     if settings.update_baseline and settings.baseline is None:
         raise pytest.UsageError("--llm-update-baseline needs --llm-baseline=PATH (the file to write)")
+    problems = settings.output_problems() if settings.compares_dumps else []
+    if problems:
+        raise pytest.UsageError(problems[0])
     return settings
 
 

@@ -7,6 +7,7 @@ does not count), even if the absolute thresholds still pass.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,13 @@ class Baseline:
             rows = read_csv(path)
         except OSError as exc:
             raise LlmprecError(f"{path}: cannot read the baseline: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise LlmprecError(
+                f"{path}: not a baseline CSV: byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+                "is not UTF-8 (save it as CSV UTF-8)"
+            ) from None
+        except csv.Error as exc:
+            raise LlmprecError(f"{path}: not a baseline CSV: {exc}") from None
         values = {}
         for number, row in enumerate(rows, start=2):
             if "pair_key" not in row:
@@ -74,3 +82,22 @@ def write_baseline(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """A baseline from report rows (rows without metrics are left out)."""
     kept = [row for row in rows if isinstance(row.get("cosine_similarity"), float)]
     return write_csv(path, COLUMNS, kept)
+
+
+def update_baseline(path: Path, rows: Iterable[Mapping[str, Any]], earlier: Baseline | None) -> str:
+    """Write the baseline at ``path`` from report rows, keeping the rows of ``earlier`` (the baseline
+    there before) whose pairs this run did not compare (a ``-k`` or token selection, a stopped run);
+    returns the line that says what changed."""
+    fresh = {str(row["pair_key"]): row for row in rows if isinstance(row.get("cosine_similarity"), float)}
+    previous = earlier.values if earlier is not None else {}
+    merged = [fresh.get(key) or {"pair_key": key, **values} for key, values in previous.items()]
+    merged += [row for key, row in fresh.items() if key not in previous]
+    write_csv(path, COLUMNS, merged)
+    if not previous:
+        return f"baseline {path} written: {len(fresh)} pairs"
+    updated = sum(key in previous for key in fresh)
+    kept = len(previous) - updated
+    return (
+        f"baseline {path} updated: {updated} pairs updated, {len(fresh) - updated} added, "
+        f"{kept} kept from the earlier baseline (not compared in this run)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,13 @@ def summary_lines(
     reports: Sequence[str] = (),
 ) -> list[str]:
     lines = [Counts.of(rows, unmatched).line()]
+    groups = alias_groups(rows)
+    aliases = len(rows) - len(groups)
+    if aliases:
+        lines.append(
+            f"{len(groups)} distinct tensor pairs: {aliases} pairs are aliases (the same saved files "
+            "under another name, e.g. hard-linked inputs), listed once below"
+        )
     lines += [f"note: {note}" for note in notes]
     first = first_divergence(rows)
     if first is not None:
@@ -112,17 +120,46 @@ def summary_lines(
             red = row.get("relative_euclidean_distance", math.nan)
             scores = f"introduced {row['introduced_red']:<9.3g} {share:>6.2f}x  accumulated red {red:<9.3g}"
             lines.append(f"  {scores}  {row['verdict']:<6}  {row['pair_key']}")
-    scored = [r for r in rows if isinstance(r.get("cosine_similarity"), float)]
-    scored.sort(key=lambda r: (r["cosine_similarity"], -(r.get("relative_euclidean_distance") or 0.0)))
+    scored = [g for g in groups if isinstance(g[0].get("cosine_similarity"), float)]
+    scored.sort(key=lambda g: (g[0]["cosine_similarity"], -(g[0].get("relative_euclidean_distance") or 0.0)))
     if scored:
         lines.append(f"worst {min(WORST_COUNT, len(scored))} by cosine similarity:")
-        for row in scored[:WORST_COUNT]:
+        for group in scored[:WORST_COUNT]:
+            row = group[0]
             cosine, red = row["cosine_similarity"], row.get("relative_euclidean_distance")
             # 1 - cos tells apart pairs whose cosines round to the same 8 decimals
             scores = f"{cosine:.8f}  1-cos {1 - cosine:<8.2g}  red {red:<10.3g}"
-            lines.append(f"  {scores}  {row['verdict']:<6}  {row['pair_key']}")
+            more = f" and {len(group) - 1} aliases" if len(group) > 1 else ""
+            lines.append(f"  {scores}  {row['verdict']:<6}  {row['pair_key']}{more}")
     lines += [f"report: {path}" for path in reports]
     return lines
+
+
+def alias_groups(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """The rows grouped by the files they read (same path or same inode on both sides, so one
+    saved tensor under several names is one group), each group in row order, groups by first row."""
+    groups: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = (_file_identity(row.get("golden_data_path")), _file_identity(row.get("my_data_path")))
+        if None in key:
+            key = (id(row), None)  # no file (a hand-written comparison): its own group
+        groups.setdefault(key, []).append(row)
+    return list(groups.values())
+
+
+def _file_identity(described: Any) -> Any:
+    """(device, inode, member) of a row's data path (``path`` or ``path[member]``), the path when it
+    cannot be read, None for no path."""
+    if not described:
+        return None
+    path, member = str(described), None
+    if path.endswith("]") and "[" in path:
+        path, member = path[:-1].split("[", 1)
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (path, member)
+    return (status.st_dev, status.st_ino, member)
 
 
 def worst_per_layer(rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[float, Mapping[str, Any], bool]]:

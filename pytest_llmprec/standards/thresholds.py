@@ -17,6 +17,26 @@ from dataclasses import dataclass, replace
 
 from .names import KEYWORD_OF, METRICS, THRESHOLD_KEYWORDS
 
+_RANGES = {
+    "cosine_similarity": (-1.0, 1.0),
+    "rel_err_ratio_0_001": (0.0, 1.0),
+    "rel_err_ratio_0_005": (0.0, 1.0),
+    "tolerance_pass_rate": (0.0, 1.0),
+    **{
+        metric: (0.0, math.inf)
+        for metric in (
+            "max_relative_error",
+            "mean_relative_error",
+            "max_absolute_error",
+            "mean_absolute_error",
+            "kl_divergence",
+            "relative_euclidean_distance",
+            "max_ulp_error",
+        )
+    },
+}
+"""The values each metric can take; a threshold outside them is a mistake (``min_cos=2``)."""
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -57,6 +77,12 @@ class Threshold:
             raise ValueError(f"unknown metric {self.metric!r}; known metrics: {', '.join(METRICS)}")
         if self.op not in _OPS:
             raise ValueError(f"unknown comparison {self.op!r}; use one of {', '.join(_OPS)}")
+        low, high = _RANGES.get(self.metric, (-math.inf, math.inf))
+        if not low <= self.value <= high:  # NaN too
+            name = KEYWORD_OF.get(self.metric, self.metric)
+            raise ValueError(
+                f"{name}={self.value:g} is out of range: {self.metric} lies in [{low:g}, {high:g}]"
+            )
 
     @classmethod
     def from_keyword(cls, keyword: str, value: float, source: str = "") -> Threshold:

@@ -124,7 +124,7 @@ def test_output_stdin_and_exit_code_pass_through(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=60,
     )
-    assert result.returncode == 7
+    assert result.returncode == 7  # the command's own failure, even though nothing was dumped
     assert result.stdout == "stdout: hello\n"
     assert "stderr: two words plain\n" in result.stderr
     assert "nothing was dumped" in result.stderr
@@ -162,3 +162,17 @@ def test_the_command_line_does_not_import_torch():
         [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60
     )
     assert result.returncode == 0
+
+
+def test_a_root_that_matches_no_class_says_which_classes_ran_and_exits_non_zero(tmp_path, capfd):
+    script = tmp_path / "run.py"
+    script.write_text("import torch\ntorch.nn.Linear(2, 2)(torch.ones(2))\ntorch.nn.ReLU()(torch.ones(2))\n")
+    code = main(["dump", "--exec", f"{sys.executable} {script}", "-o", str(tmp_path), "--root", "Nope*"])
+    err = capfd.readouterr().err
+    assert code == 1
+    assert (
+        "llmprec dump: nothing was dumped: forward calls of Linear, ReLU were seen, "
+        "none of a class matching --root 'Nope*'"
+    ) in err
+    assert "no nn.Module forward call was seen" not in err
+    assert not list(tmp_path.glob("msit_dump_*"))
