@@ -43,9 +43,8 @@ class Observation:
         return self.kind == FLOAT
 
 
-def _kind(result: CompareResult) -> str:
-    facts = dtype_facts(result.golden_dtype)
-    if not facts.floating or not dtype_facts(result.my_dtype).floating:
+def _kind(result: CompareResult, my_dtype: str) -> str:
+    if not dtype_facts(result.golden_dtype).floating or not dtype_facts(my_dtype).floating:
         return EXACT
     extremes = (result.golden_max_value, result.golden_min_value)
     if any(math.isfinite(v) and abs(v) >= MASK_MAGNITUDE for v in extremes):
@@ -72,9 +71,9 @@ def observe(pair: Pair, result: CompareResult) -> Observation:
         pair.golden.leaf,
         pair.golden.role,
         pair.golden.order,
-        _kind(result),
+        _kind(result, pair.my.original_dtype or result.my_dtype),
         error,
         golden_print,
         my_print,
-        result.my_dtype,
+        pair.my.original_dtype or result.my_dtype,  # FX dumps save bf16 as float32 and say so
     )
