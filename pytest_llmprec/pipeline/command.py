@@ -107,6 +107,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "-l", "--log-level", choices=LOG_LEVELS, default="info", help="info: progress and summary (default); "
         "warning: no progress; error/fatal: nothing but errors and the exit code"
     )  # fmt: skip
+    from ..logits.cli import add_threshold_arguments
+
+    add_threshold_arguments(parser, dtype_default=None)
     parser.set_defaults(handler=run)
     return parser
 
@@ -139,6 +142,10 @@ def settings_of(args: argparse.Namespace) -> CompareSettings:
         stats=args.stats,
         weights=args.weight,
         explain_mapping=args.explain_mapping,
+        logits_cosine=args.logits_cosine,
+        logits_kl=args.logits_kl,
+        logits_l1=args.logits_l1,
+        logits_dtype=args.logits_dtype,
         option_names=OPTION_NAMES,
     )
 
@@ -185,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         comparison = Comparison(settings_of(args))
-        pairs = comparison.match().pairs
+        pairs = comparison.pairs()
     except (SetupError, LlmprecError) as exc:
         print(f"llmprec compare: error: {exc}", file=sys.stderr)
         return 2

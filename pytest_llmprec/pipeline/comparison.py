@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dumps.base import Dump
 from ..errors import DumpFormatError, LlmprecError
@@ -22,6 +22,10 @@ from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
 from .settings import CompareSettings
+
+if TYPE_CHECKING:
+    from ..logits.pairing import LogitsPair
+    from ..logits.run import LogitsComparison, LogitsEvaluation
 
 READ_AHEAD = 2
 """Pairs read and compared in the background ahead of the one being used."""
@@ -57,6 +61,8 @@ class Comparison:
             except LlmprecError as exc:
                 raise SetupError(f"{settings.named('op_mapping_file')}: {exc}") from None
         self.baseline = self._load_baseline()
+        self._logits: LogitsComparison | None = None
+        self._logits_checked = False
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.baseline
@@ -87,11 +93,39 @@ class Comparison:
                 raise SetupError(f"{self.settings.named(side)}={path}: {exc}") from None
         return self._dumps[side]
 
+    def logits(self) -> LogitsComparison | None:
+        """The logits comparison when both dumps hold logits (``logits.pairing.logits_like``), else None."""
+        if not self._logits_checked:
+            self._logits_checked = True
+            golden, my = self.dump("golden"), self.dump("my")
+            from ..logits.pairing import logits_like
+
+            if logits_like(golden) and logits_like(my):
+                from ..logits.metrics import LogitsThresholds
+                from ..logits.run import LogitsComparison
+
+                settings = self.settings
+                try:
+                    thresholds = LogitsThresholds(
+                        settings.logits_cosine, settings.logits_kl, settings.logits_l1, settings.logits_dtype
+                    )
+                except ValueError as exc:
+                    raise SetupError(str(exc)) from None
+                assert golden is not None and my is not None
+                self._logits = LogitsComparison(golden, my, thresholds, self.tokens)
+        return self._logits
+
+    def pairs(self) -> list[Pair] | list[LogitsPair]:
+        """What is compared: the logits pairs of logits dumps, else the matched tensor pairs."""
+        logits = self.logits()
+        return logits.pairs if logits is not None else self.match().pairs
+
     def match(self) -> MatchResult:
-        """The pairs of the two dumps, in execution order (empty when either dump is not given)."""
+        """The pairs of the two dumps, in execution order (empty when either dump is not given, and for
+        logits dumps, whose pairs are ``pairs()``)."""
         if self._match is None:
             golden, my = self.dump("golden"), self.dump("my")
-            if golden is None or my is None:
+            if golden is None or my is None or self.logits() is not None:
                 self._match = MatchResult()
             else:
                 settings = self.settings
@@ -138,15 +172,19 @@ class Comparison:
 
     # --- evaluating pairs -----------------------------------------------------------------------
 
-    def evaluate(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
-        """Read, compare and judge ``pair`` now (``marker``: the layer of a pytest marker)."""
+    def evaluate(self, pair: Any, marker: Layer | None = None) -> EvaluatedPair | LogitsEvaluation:
+        """Read, compare and judge ``pair`` now (``marker``: the layer of a pytest marker; logits pairs
+        are judged by the logits thresholds)."""
+        logits = self.logits()
+        if logits is not None:
+            return logits.evaluate(pair)
 
         def standard_for(golden_dtype: Any, my_dtype: Any) -> Standard:
             return self.standard(pair.golden.node, golden_dtype, my_dtype, marker)
 
         return evaluate_pair(pair, standard_for, self.baseline, f"baseline {self.settings.baseline}")
 
-    def prefetch(self, pair: Pair, marker: Layer | None = None) -> None:
+    def prefetch(self, pair: Any, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
         at most ``READ_AHEAD`` evaluations are held."""
         key = (pair.key, marker)
@@ -156,15 +194,15 @@ class Comparison:
             self._pending.pop(next(iter(self._pending))).cancel()
         self._pending[key] = self._ahead.submit(self.evaluate, pair, marker)
 
-    def evaluation(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
+    def evaluation(self, pair: Any, marker: Layer | None = None) -> EvaluatedPair | LogitsEvaluation:
         """``pair``'s evaluation, from the background when it was started there."""
         future = self._pending.pop((pair.key, marker), None)
         return future.result() if future is not None else self.evaluate(pair, marker)
 
-    def evaluations(self, pairs: Iterable[Pair] | None = None) -> Iterator[EvaluatedPair]:
-        """Every pair (default: all matched pairs) evaluated in order, reading ahead in the background;
+    def evaluations(self, pairs: Iterable[Any] | None = None) -> Iterator[EvaluatedPair | LogitsEvaluation]:
+        """Every pair (default: ``pairs()``) evaluated in order, reading ahead in the background;
         each row is added to ``rows``."""
-        queue = list(self.match().pairs if pairs is None else pairs)
+        queue = list(self.pairs() if pairs is None else pairs)
         for position, pair in enumerate(queue):
             for ahead in queue[position + 1 : position + 1 + READ_AHEAD]:
                 self.prefetch(ahead)
@@ -185,7 +223,14 @@ class Comparison:
             return None
 
     def write_reports(self) -> list[Path]:
-        """Write the report files (none when nothing was compared and nothing is unmatched)."""
+        """Write the report files (none when nothing was compared and nothing is unmatched); for logits
+        dumps ``logits_cmp_res_{ts}.csv``."""
+        logits = self._logits
+        if logits is not None:
+            if not self.rows and not logits.problems:
+                return []
+            rows = self.rows + logits.problem_rows()
+            return [logits.write_report(self.settings.report_dir, self.started, rows)]
         return reports.write_reports(self.settings, self.started, self.rows, self.matched(), self.baseline)
 
     def mapping_lines(self, limit: int | None = None) -> list[str]:
@@ -198,7 +243,13 @@ class Comparison:
         return explanation_lines(explanation_rows(match), limit)
 
     def summary(self, report_paths: Iterable[Path] = ()) -> list[str]:
-        """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths."""
+        """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths; for
+        logits dumps each case's class and first diverging token."""
+        if self._logits is not None:
+            from ..logits.report import summary_lines
+
+            rows = self.rows + self._logits.problem_rows()
+            return summary_lines(rows, [str(path) for path in report_paths]) if rows else []
         return reports.summary(self.rows, self.matched(), self._dumps, report_paths)
 
     def close(self) -> None:

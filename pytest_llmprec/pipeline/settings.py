@@ -41,6 +41,11 @@ class CompareSettings:
     stats: bool = False
     weights: bool = False
     explain_mapping: bool = False
+    logits_cosine: float = 0.999
+    logits_kl: float = 0.0001
+    logits_l1: float = 0.01
+    logits_dtype: str | None = None
+    """Logits dumps (``logits``): msit's ``-cs -kl -l1 -d``; dtype None takes the files' coarser dtype."""
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 

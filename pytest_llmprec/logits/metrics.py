@@ -1,0 +1,205 @@
+"""Metrics of one token's logits, golden vs my: msit ``logitscmp``'s (msit-spec §3.6) and ours.
+
+msit's: ``cosine_similarity`` (float64), ``kl_divergence`` (softmax on the last dim, rows summed,
+clipped at 0), the signed ``l1_norm`` ratio ``Σ|m| / Σ|g| − 1``, ``ulp_max_diff = |max g − max m|``,
+``ulp = 2^floor(log2 |max m|) × unit(dtype)`` and the pass rule (all three thresholds with strict
+inequalities, else the ULP fallback). Ours: the top-1 token of each side, the top-k overlap, the
+golden's top-1 margin, the golden's margin between the two top-1 tokens and the near-tie tolerance
+(``tokens``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+ULP_UNITS = {"bf16": 2.0**-7, "fp16": 2.0**-10, "fp32": 2.0**-23}
+"""msit's ULP unit per ``--dtype``: the spacing of 1.0 in that type."""
+
+DTYPE_NAMES = {"torch.bfloat16": "bf16", "torch.float16": "fp16", "torch.float32": "fp32"}
+
+MAX_ZERO = "max value is 0, cannot compute ulp"
+SHAPE_MISMATCH = "data shape doesn't match."
+GOLDEN_NONFINITE = "golden_data includes NAN or inf."
+MY_NONFINITE = "my_data includes NAN or inf."
+
+
+@dataclass(frozen=True)
+class LogitsThresholds:
+    """msit's thresholds (``-cs -kl -l1``), the dtype (``-d``: ULP unit and near-tie tolerance;
+    None takes the coarser dtype of the two files, fp32 for other types), top-k and the tolerance
+    in ULPs under which a top-1 change is a near tie."""
+
+    cosine_similarity: float = 0.999
+    kl_divergence: float = 0.0001
+    l1_norm: float = 0.01
+    dtype: str | None = None
+    top_k: int = 5
+    tie_ulps: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.dtype is not None and self.dtype not in ULP_UNITS:
+            raise ValueError(f"dtype must be one of {', '.join(ULP_UNITS)}, got {self.dtype!r}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+
+
+@dataclass(frozen=True)
+class LogitsMetrics:
+    """The metrics of one golden/my logits pair. Metric fields are None when the pair could not be
+    compared (``fail_reason`` says why); ``passed`` is msit's ``True``/``False``/``NA``."""
+
+    cosine_similarity: float | None = None
+    kl_divergence: float | None = None
+    l1_norm: float | None = None
+    ulp_max_diff: float | None = None
+    ulp: float | None = None
+    passed: str = "NA"
+    fail_reason: str = ""
+    top1_golden: int | None = None
+    top1_my: int | None = None
+    topk_overlap: float | None = None
+    golden_margin: float | None = None
+    flip_margin: float | None = None
+    tie_tolerance: float | None = None
+    dtype: str = ""
+    vocab: int | None = None
+
+    @property
+    def compared(self) -> bool:
+        return self.cosine_similarity is not None
+
+    @property
+    def top1_match(self) -> bool | None:
+        if self.top1_golden is None or self.top1_my is None:
+            return None
+        return self.top1_golden == self.top1_my
+
+
+def ulp_of(value: float, dtype: str) -> float | None:
+    """``2^floor(log2 |value|) × unit(dtype)``; None for 0 (and for a non-finite value)."""
+    if value == 0 or not math.isfinite(value):
+        return None
+    return 2.0 ** math.floor(math.log2(abs(value))) * ULP_UNITS[dtype]
+
+
+def msit_passed(
+    cosine: float, kl: float, l1: float, ulp_max_diff: float | None, ulp: float | None, t: LogitsThresholds
+) -> str:
+    """msit's verdict: ``True`` when ``cos > cs and kl < kl and l1 < l1`` (strict), else ``True`` when
+    ``ulp_max_diff <= ulp``, else ``False``."""
+    if cosine > t.cosine_similarity and kl < t.kl_divergence and l1 < t.l1_norm:
+        return "True"
+    if ulp_max_diff is not None and ulp is not None and ulp_max_diff <= ulp:
+        return "True"
+    return "False"
+
+
+def l1_ratio(golden_abs_sum: float, my_abs_sum: float) -> float:
+    """msit's signed ``l1_norm``: 0 when both sums are 0, 1 when only golden's is, else ``m/g − 1``."""
+    if golden_abs_sum == 0:
+        return 0.0 if my_abs_sum == 0 else 1.0
+    return my_abs_sum / golden_abs_sum - 1.0
+
+
+def tensor_dtype_name(tensor: Any) -> str:
+    return DTYPE_NAMES.get(str(tensor.dtype), "fp32")
+
+
+def working_dtype(golden: Any, my: Any, thresholds: LogitsThresholds) -> str:
+    """The dtype whose ULP the pair is judged in: the thresholds' or the coarser of the two files'."""
+    if thresholds.dtype is not None:
+        return thresholds.dtype
+    names = {tensor_dtype_name(golden), tensor_dtype_name(my)}
+    return max(names, key=lambda name: ULP_UNITS[name])
+
+
+def as_logits(tensor: Any) -> Any:
+    """msit's ``squeeze(0)``: ``[1, vocab]`` → ``[vocab]``; a torch tensor (numpy arrays converted)."""
+    import torch
+
+    if not isinstance(tensor, torch.Tensor):
+        tensor = torch.as_tensor(tensor)
+    return tensor.squeeze(0) if tensor.dim() > 1 else tensor
+
+
+def validity(golden: Any, my: Any) -> list[str]:
+    """msit's validity reasons (all checked), with the shapes added to a shape mismatch."""
+    import torch
+
+    reasons = []
+    if golden.shape != my.shape:
+        reasons.append(f"{SHAPE_MISMATCH} (golden {list(golden.shape)}, my {list(my.shape)})")
+    for tensor, reason in ((golden, GOLDEN_NONFINITE), (my, MY_NONFINITE)):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            reasons.append(reason)
+    if not reasons and golden.numel() == 0:
+        reasons.append("empty tensor")
+    if not reasons and golden.is_complex():
+        reasons.append("complex logits are not supported")
+    return reasons
+
+
+def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = None) -> LogitsMetrics:
+    """The metrics of one token's logits (``[vocab]``, ``[1, vocab]`` or ``[rows, vocab]``; the top-1
+    fields describe the last row, the next token's)."""
+    import torch
+
+    t = thresholds or LogitsThresholds()
+    g, m = as_logits(golden), as_logits(my)
+    dtype = working_dtype(g, m, t)
+    reasons = validity(g, m)
+    if reasons:
+        return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
+    g32 = g.float() if g.dtype != torch.float64 else g
+    m32 = m.float() if m.dtype != torch.float64 else m
+    g64, m64 = g32.reshape(-1).double(), m32.reshape(-1).double()
+    cosine = _cosine(g64, m64)
+    kl = _kl(g32, m32)
+    l1 = l1_ratio(float(g64.abs().sum()), float(m64.abs().sum()))
+    g_max, m_max = float(g32.max()), float(m32.max())
+    ulp = ulp_of(m_max, dtype)
+    ulp_max_diff = None if ulp is None else abs(g_max - m_max)
+    passed = msit_passed(cosine, kl, l1, ulp_max_diff, ulp, t)
+    top = _top(g32.reshape(-1, g32.shape[-1])[-1], m32.reshape(-1, m32.shape[-1])[-1], t, dtype)
+    return LogitsMetrics(
+        cosine, kl, l1, ulp_max_diff, ulp, passed, MAX_ZERO if ulp is None else "", *top, dtype, g.shape[-1]
+    )
+
+
+def _cosine(g: Any, m: Any) -> float:
+    import torch
+
+    gg, mm = float(torch.dot(g, g)), float(torch.dot(m, m))
+    if gg == 0 and mm == 0:
+        return 1.0
+    value = float(torch.dot(g, m)) / (max(math.sqrt(gg), 1e-8) * max(math.sqrt(mm), 1e-8))
+    return round(value, 10)
+
+
+def _kl(g: Any, m: Any) -> float:
+    """Σ over rows of KL(softmax(g) ‖ softmax(m)) on the last dim; log-softmax in the input's float
+    type (float32 for 16-bit logits), the sum in float64."""
+    import torch
+
+    log_p = torch.log_softmax(g, dim=-1)
+    log_q = torch.log_softmax(m, dim=-1)
+    value = float(torch.sum(log_p.exp().double() * (log_p - log_q).double()))
+    return max(value, 0.0)
+
+
+def _top(g: Any, m: Any, t: LogitsThresholds, dtype: str) -> tuple[int, int, float, float, float, float]:
+    """top1_golden, top1_my, topk_overlap, golden_margin, flip_margin, tie_tolerance of one row."""
+    import torch
+
+    from .tokens import tie_tolerance
+
+    k = min(t.top_k, g.numel())
+    top1_g, top1_m = int(torch.argmax(g)), int(torch.argmax(m))
+    g_top = torch.topk(g, min(2, g.numel()))
+    overlap = len(set(torch.topk(g, k).indices.tolist()) & set(torch.topk(m, k).indices.tolist())) / k
+    golden_margin = float(g_top.values[0] - g_top.values[1]) if g.numel() > 1 else math.inf
+    g_at_g, g_at_m = float(g[top1_g]), float(g[top1_m])
+    tolerance = tie_tolerance(max(abs(g_at_g), abs(g_at_m)), dtype, t.tie_ulps)
+    return top1_g, top1_m, overlap, golden_margin, g_at_g - g_at_m, tolerance
