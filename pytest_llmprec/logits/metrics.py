@@ -154,11 +154,15 @@ def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = N
         return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
     g32 = g.float() if g.dtype != torch.float64 else g
     m32 = m.float() if m.dtype != torch.float64 else m
-    g64, m64 = g32.reshape(-1).double(), m32.reshape(-1).double()
-    cosine = _cosine(g64, m64)
-    kl = _kl(g32, m32)
-    l1 = l1_ratio(float(g64.abs().sum()), float(m64.abs().sum()))
-    g_max, m_max = float(g32.max()), float(m32.max())
+    sums = _kernel_sums(g, m)
+    if sums is None:
+        g64, m64 = g32.reshape(-1).double(), m32.reshape(-1).double()
+        sums = _torch_sums(g32, m32, g64, m64)
+    gg, mm, gm, kl, g_max, m_max = sums
+    cosine = _cosine(gg, mm, gm)
+    g_abs = float(g32.abs().sum(dtype=torch.float64))
+    m_abs = float(m32.abs().sum(dtype=torch.float64))
+    l1 = l1_ratio(g_abs, m_abs)
     ulp = ulp_of(m_max, dtype)
     ulp_max_diff = None if ulp is None else abs(g_max - m_max)
     passed = msit_passed(cosine, kl, l1, ulp_max_diff, ulp, t)
@@ -168,25 +172,58 @@ def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = N
     )
 
 
-def _cosine(g: Any, m: Any) -> float:
-    import torch
-
-    gg, mm = float(torch.dot(g, g)), float(torch.dot(m, m))
+def _cosine(gg: float, mm: float, gm: float) -> float:
     if gg == 0 and mm == 0:
         return 1.0
-    value = float(torch.dot(g, m)) / (max(math.sqrt(gg), 1e-8) * max(math.sqrt(mm), 1e-8))
-    return round(value, 10)
+    return round(gm / (max(math.sqrt(gg), 1e-8) * max(math.sqrt(mm), 1e-8)), 10)
 
 
-def _kl(g: Any, m: Any) -> float:
-    """Σ over rows of KL(softmax(g) ‖ softmax(m)) on the last dim; log-softmax in the input's float
-    type (float32 for 16-bit logits), the sum in float64."""
+Sums = tuple[float, float, float, float, float, float]
+"""Σg², Σm², Σgm, Σ-over-rows KL, max g, max m."""
+
+
+def _kernel_sums(g: Any, m: Any) -> Sums | None:
+    """The sums by the C kernel (one float64 pass per row), or None when it cannot read the tensors."""
+    from ..compare import native
+    from ..compare.accumulators import UlpGrid
+    from ..compare.results import default_tolerance
+
+    if not native.available() or g.device.type != "cpu" or m.device.type != "cpu":
+        return None
+    if not (native.readable(g.dtype) and native.readable(m.dtype)):
+        return None
+    g_rows = g.reshape(-1, g.shape[-1]).contiguous()
+    m_rows = m.reshape(-1, m.shape[-1]).contiguous()
+    ulp, tolerance = UlpGrid.of(m.dtype), default_tolerance(g.dtype, m.dtype)
+    gg = mm = gm = kl = 0.0
+    g_max = m_max = -math.inf
+    for row in range(g_rows.shape[0]):
+        golden = native.Buffer(_bytes(g_rows[row]), g.dtype)
+        my = native.Buffer(_bytes(m_rows[row]), m.dtype)
+        acc = native.accumulate_buffers(golden, my, 0, ulp, tolerance)
+        gg, mm, gm = gg + acc["sum_gg"], mm + acc["sum_mm"], gm + acc["sum_gm"]
+        lse_g = acc["kl_g_max"] + math.log(acc["kl_g_sum"])
+        lse_m = acc["kl_m_max"] + math.log(acc["kl_m_sum"])
+        kl += acc["kl_g_dot"] / acc["kl_g_sum"] - lse_g + lse_m
+        g_max, m_max = max(g_max, acc["g_max"]), max(m_max, acc["m_max"])
+    return gg, mm, gm, max(kl, 0.0), g_max, m_max
+
+
+def _bytes(row: Any) -> memoryview:
     import torch
 
-    log_p = torch.log_softmax(g, dim=-1)
-    log_q = torch.log_softmax(m, dim=-1)
-    value = float(torch.sum(log_p.exp().double() * (log_p - log_q).double()))
-    return max(value, 0.0)
+    return memoryview(row.view(torch.uint8).numpy())
+
+
+def _torch_sums(g: Any, m: Any, g64: Any, m64: Any) -> Sums:
+    """The sums by torch in float64 (logits on an accelerator, dtypes the kernel does not read)."""
+    import torch
+
+    log_p = torch.log_softmax(g.double(), dim=-1)
+    log_q = torch.log_softmax(m.double(), dim=-1)
+    kl = max(float(torch.sum(log_p.exp() * (log_p - log_q))), 0.0)
+    dots = float(torch.dot(g64, g64)), float(torch.dot(m64, m64)), float(torch.dot(g64, m64))
+    return (*dots, kl, float(g.max()), float(m.max()))
 
 
 def _top(g: Any, m: Any, t: LogitsThresholds, dtype: str) -> tuple[int, int, float, float, float, float]:
@@ -196,10 +233,20 @@ def _top(g: Any, m: Any, t: LogitsThresholds, dtype: str) -> tuple[int, int, flo
     from .tokens import tie_tolerance
 
     k = min(t.top_k, g.numel())
-    top1_g, top1_m = int(torch.argmax(g)), int(torch.argmax(m))
-    g_top = torch.topk(g, min(2, g.numel()))
-    overlap = len(set(torch.topk(g, k).indices.tolist()) & set(torch.topk(m, k).indices.tolist())) / k
+    wide = min(max(k, 2), g.numel())
+    g_top, m_top = torch.topk(g, wide), torch.topk(m, wide)
+    top1_g, top1_m = _first_max(g, g_top), _first_max(m, m_top)
+    overlap = len(set(g_top.indices[:k].tolist()) & set(m_top.indices[:k].tolist())) / k
     golden_margin = float(g_top.values[0] - g_top.values[1]) if g.numel() > 1 else math.inf
     g_at_g, g_at_m = float(g[top1_g]), float(g[top1_m])
     tolerance = tie_tolerance(max(abs(g_at_g), abs(g_at_m)), dtype, t.tie_ulps)
     return top1_g, top1_m, overlap, golden_margin, g_at_g - g_at_m, tolerance
+
+
+def _first_max(row: Any, top: Any) -> int:
+    """The greedy token: the first index of the maximum (``argmax``), from ``topk`` unless it is a tie."""
+    import torch
+
+    if top.values.numel() > 1 and bool(top.values[0] == top.values[1]):
+        return int(torch.argmax(row))
+    return int(top.indices[0])
