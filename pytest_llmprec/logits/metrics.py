@@ -124,6 +124,16 @@ def as_logits(tensor: Any) -> Any:
     return tensor.squeeze(0) if tensor.dim() > 1 else tensor
 
 
+def _last_rows(g: Any, m: Any) -> tuple[Any, Any]:
+    """A prefill's ``[seq, vocab]`` against one position's ``[vocab]`` (a torch last-logits dump against
+    a ``LogitsDumper`` file): the prefill's last row, the position that chose the token."""
+    if g.dim() == 2 and m.dim() == 1 and g.shape[-1] == m.shape[-1]:
+        return g[-1], m
+    if m.dim() == 2 and g.dim() == 1 and g.shape[-1] == m.shape[-1]:
+        return g, m[-1]
+    return g, m
+
+
 def validity(golden: Any, my: Any) -> list[str]:
     """msit's validity reasons (all checked), with the shapes added to a shape mismatch."""
     import torch
@@ -147,7 +157,7 @@ def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = N
     import torch
 
     t = thresholds or LogitsThresholds()
-    g, m = as_logits(golden), as_logits(my)
+    g, m = _last_rows(as_logits(golden), as_logits(my))
     dtype = working_dtype(g, m, t)
     reasons = validity(g, m)
     if reasons:

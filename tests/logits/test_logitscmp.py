@@ -41,8 +41,12 @@ def test_equal_folders_pass(tmp_path, logits_dump, peaked_logits, capsys):
 def test_bad_input_becomes_rows_with_reasons(tmp_path, logits_dump, peaked_logits):
     nan = peaked_logits(4)
     nan[0] = math.nan
-    golden = logits_dump(tmp_path / "g", {1: [peaked_logits(1), peaked_logits(2), peaked_logits(3)], 2: [nan]})
-    my = logits_dump(tmp_path / "m", {1: [peaked_logits(1), peaked_logits(2, vocab=1999)], 2: [peaked_logits(4)]})
+    golden = logits_dump(
+        tmp_path / "g", {1: [peaked_logits(1), peaked_logits(2), peaked_logits(3)], 2: [nan]}
+    )
+    my = logits_dump(
+        tmp_path / "m", {1: [peaked_logits(1), peaked_logits(2, vocab=1999)], 2: [peaked_logits(4)]}
+    )
     (my / "logits_dev.jsonl_9_0.pth").write_bytes(b"PK\x03\x04 truncated")  # corrupt, my side only
     (golden / "=HYPERLINK(1).pth").write_bytes(b"")  # wrong name
     assert main(["logitscmp", "-gp", str(golden), "-mp", str(my), "-o", str(tmp_path / "out")]) == 1
@@ -84,8 +88,12 @@ def test_llmprec_compare_writes_the_same_report(tmp_path, logits_dump, peaked_lo
     changed[8] = 7.0  # the runner-up now wins by 1.0: a real flip
     golden = logits_dump(tmp_path / "g", {5: [peaked_logits(1), peaked_logits(2)]})
     my = logits_dump(tmp_path / "m", {5: [peaked_logits(1), changed]})
-    assert main(["compare", "-gp", str(golden), "-mp", str(my), "-o", str(tmp_path / "c"), "-l", "error"]) == 1
-    assert main(["logitscmp", "-gp", str(golden), "-mp", str(my), "-d", "fp32", "-o", str(tmp_path / "l")]) == 1
+    assert (
+        main(["compare", "-gp", str(golden), "-mp", str(my), "-o", str(tmp_path / "c"), "-l", "error"]) == 1
+    )
+    assert (
+        main(["logitscmp", "-gp", str(golden), "-mp", str(my), "-d", "fp32", "-o", str(tmp_path / "l")]) == 1
+    )
     a, b = _report(tmp_path / "c")[1], _report(tmp_path / "l")[1]
     assert a == b
     assert a[1]["token_verdict"] == "flip" and a[1]["case_verdict"] == "diverged at token 1 (flip)"

@@ -46,7 +46,13 @@ def test_l1_ratio_cases():
 
 @pytest.mark.parametrize(
     "value, dtype, expected",
-    [(1.0, "fp16", 2**-10), (3.9, "bf16", 2**-6), (0.3, "fp32", 2**-25), (-5.0, "fp16", 2**-8), (0.0, "fp16", None)],
+    [
+        (1.0, "fp16", 2**-10),
+        (3.9, "bf16", 2**-6),
+        (0.3, "fp32", 2**-25),
+        (-5.0, "fp16", 2**-8),
+        (0.0, "fp16", None),
+    ],
 )
 def test_ulp_of_the_max(value, dtype, expected):
     assert ulp_of(value, dtype) == expected

@@ -39,7 +39,9 @@ def near_tie_case(tmp_path, logits_dump, peaked_logits):
 def test_items_outcomes_summary_and_report(pytester, monkeypatch, near_tie_case):
     monkeypatch.setenv("CI", "1")
     golden, my = near_tie_case
-    result = pytester.runpytest(f"--llm-golden={golden}", f"--llm-my={my}", "-v", "-rN", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        f"--llm-golden={golden}", f"--llm-my={my}", "-v", "-rN", "-p", "no:cacheprovider"
+    )
     assert result.ret == 1
     result.assert_outcomes(passed=7, failed=2, skipped=1)
     result.stdout.fnmatch_lines(
@@ -92,6 +94,10 @@ def test_thresholds_options_reach_the_items(pytester, tmp_path, logits_dump, pea
 def test_xdist_workers_send_the_rows(pytester, monkeypatch, near_tie_case):
     pytest.importorskip("xdist")
     golden, my = near_tie_case
-    result = pytester.runpytest(f"--llm-golden={golden}", f"--llm-my={my}", "-n", "2", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        f"--llm-golden={golden}", f"--llm-my={my}", "-n", "2", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=7, failed=2, skipped=1)
-    result.stdout.fnmatch_lines(["logits: 4 cases, 10 tokens: 1 numerically equal, 2 diverged, 1 near-tie flip only"])
+    result.stdout.fnmatch_lines(
+        ["logits: 4 cases, 10 tokens: 1 numerically equal, 2 diverged, 1 near-tie flip only"]
+    )

@@ -22,7 +22,9 @@ from pytest_llmprec.logits.tokens import (
 
 
 def _golden(top: float, runner_up: float, vocab: int = 32000) -> torch.Tensor:
-    logits = torch.linspace(-6.0, 2.0, vocab)[torch.randperm(vocab, generator=torch.Generator().manual_seed(0))]
+    logits = torch.linspace(-6.0, 2.0, vocab)[
+        torch.randperm(vocab, generator=torch.Generator().manual_seed(0))
+    ]
     logits[100], logits[200] = top, runner_up  # token 100 wins, token 200 is second
     return logits
 
