@@ -134,21 +134,22 @@ def _last_rows(g: Any, m: Any) -> tuple[Any, Any]:
     return g, m
 
 
-def validity(golden: Any, my: Any) -> list[str]:
-    """msit's validity reasons (all checked), with the shapes added to a shape mismatch."""
+def shape_reasons(golden: Any, my: Any) -> list[str]:
+    """Why two tensors cannot be compared at all: msit's shape reason (with the shapes), empty or
+    complex tensors. msit also checks finiteness with them: that comes with the sums."""
+    if golden.shape != my.shape:
+        return [f"{SHAPE_MISMATCH} (golden {list(golden.shape)}, my {list(my.shape)})"]
+    if golden.numel() == 0:
+        return ["empty tensor"]
+    if golden.is_complex() or my.is_complex():
+        return ["complex logits are not supported"]
+    return []
+
+
+def _finite(tensor: Any) -> bool:
     import torch
 
-    reasons = []
-    if golden.shape != my.shape:
-        reasons.append(f"{SHAPE_MISMATCH} (golden {list(golden.shape)}, my {list(my.shape)})")
-    for tensor, reason in ((golden, GOLDEN_NONFINITE), (my, MY_NONFINITE)):
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            reasons.append(reason)
-    if not reasons and golden.numel() == 0:
-        reasons.append("empty tensor")
-    if not reasons and golden.is_complex():
-        reasons.append("complex logits are not supported")
-    return reasons
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
 
 def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = None) -> LogitsMetrics:
@@ -159,16 +160,24 @@ def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = N
     t = thresholds or LogitsThresholds()
     g, m = _last_rows(as_logits(golden), as_logits(my))
     dtype = working_dtype(g, m, t)
-    reasons = validity(g, m)
+    reasons = shape_reasons(g, m)
     if reasons:
         return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
     g32 = g.float() if g.dtype != torch.float64 else g
     m32 = m.float() if m.dtype != torch.float64 else m
     sums = _kernel_sums(g, m)
     if sums is None:
-        g64, m64 = g32.reshape(-1).double(), m32.reshape(-1).double()
-        sums = _torch_sums(g32, m32, g64, m64)
-    gg, mm, gm, kl, g_max, m_max = sums
+        reasons = [
+            reason for tensor, reason in ((g, GOLDEN_NONFINITE), (m, MY_NONFINITE)) if not _finite(tensor)
+        ]
+        sums = (0.0,) * 6 if reasons else _torch_sums(g32, m32)
+    else:
+        reasons = [
+            reason for bad, reason in zip(sums[6:], (GOLDEN_NONFINITE, MY_NONFINITE), strict=True) if bad
+        ]
+    if reasons:
+        return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
+    gg, mm, gm, kl, g_max, m_max = sums[:6]
     cosine = _cosine(gg, mm, gm)
     g_abs = float(g32.abs().sum(dtype=torch.float64))
     m_abs = float(m32.abs().sum(dtype=torch.float64))
@@ -188,8 +197,8 @@ def _cosine(gg: float, mm: float, gm: float) -> float:
     return round(gm / (max(math.sqrt(gg), 1e-8) * max(math.sqrt(mm), 1e-8)), 10)
 
 
-Sums = tuple[float, float, float, float, float, float]
-"""Σg², Σm², Σgm, Σ-over-rows KL, max g, max m."""
+Sums = tuple[float, ...]
+"""Σg², Σm², Σgm, Σ-over-rows KL, max g, max m; from the kernel also whether g, m hold NaN/Inf."""
 
 
 def _kernel_sums(g: Any, m: Any) -> Sums | None:
@@ -207,16 +216,21 @@ def _kernel_sums(g: Any, m: Any) -> Sums | None:
     ulp, tolerance = UlpGrid.of(m.dtype), default_tolerance(g.dtype, m.dtype)
     gg = mm = gm = kl = 0.0
     g_max = m_max = -math.inf
+    g_bad = m_bad = False
     for row in range(g_rows.shape[0]):
         golden = native.Buffer(_bytes(g_rows[row]), g.dtype)
         my = native.Buffer(_bytes(m_rows[row]), m.dtype)
         acc = native.accumulate_buffers(golden, my, 0, ulp, tolerance)
+        g_bad = g_bad or bool(acc["g_nan"] or acc["g_inf"])
+        m_bad = m_bad or bool(acc["m_nan"] or acc["m_inf"])
+        if g_bad or m_bad:
+            continue
         gg, mm, gm = gg + acc["sum_gg"], mm + acc["sum_mm"], gm + acc["sum_gm"]
         lse_g = acc["kl_g_max"] + math.log(acc["kl_g_sum"])
         lse_m = acc["kl_m_max"] + math.log(acc["kl_m_sum"])
         kl += acc["kl_g_dot"] / acc["kl_g_sum"] - lse_g + lse_m
         g_max, m_max = max(g_max, acc["g_max"]), max(m_max, acc["m_max"])
-    return gg, mm, gm, max(kl, 0.0), g_max, m_max
+    return gg, mm, gm, max(kl, 0.0), g_max, m_max, g_bad, m_bad
 
 
 def _bytes(row: Any) -> memoryview:
@@ -225,10 +239,11 @@ def _bytes(row: Any) -> memoryview:
     return memoryview(row.view(torch.uint8).numpy())
 
 
-def _torch_sums(g: Any, m: Any, g64: Any, m64: Any) -> Sums:
+def _torch_sums(g: Any, m: Any) -> Sums:
     """The sums by torch in float64 (logits on an accelerator, dtypes the kernel does not read)."""
     import torch
 
+    g64, m64 = g.reshape(-1).double(), m.reshape(-1).double()
     log_p = torch.log_softmax(g.double(), dim=-1)
     log_q = torch.log_softmax(m.double(), dim=-1)
     kl = max(float(torch.sum(log_p.exp() * (log_p - log_q))), 0.0)
@@ -238,25 +253,41 @@ def _torch_sums(g: Any, m: Any, g64: Any, m64: Any) -> Sums:
 
 def _top(g: Any, m: Any, t: LogitsThresholds, dtype: str) -> tuple[int, int, float, float, float, float]:
     """top1_golden, top1_my, topk_overlap, golden_margin, flip_margin, tie_tolerance of one row."""
-    import torch
 
     from .tokens import tie_tolerance
 
     k = min(t.top_k, g.numel())
     wide = min(max(k, 2), g.numel())
-    g_top, m_top = torch.topk(g, wide), torch.topk(m, wide)
-    top1_g, top1_m = _first_max(g, g_top), _first_max(m, m_top)
-    overlap = len(set(g_top.indices[:k].tolist()) & set(m_top.indices[:k].tolist())) / k
-    golden_margin = float(g_top.values[0] - g_top.values[1]) if g.numel() > 1 else math.inf
+    (g_values, g_indices), (_, m_indices) = top_k(g, wide), top_k(m, wide)
+    top1_g, top1_m = g_indices[0], m_indices[0]
+    overlap = len(set(g_indices[:k]) & set(m_indices[:k])) / k
+    golden_margin = g_values[0] - g_values[1] if g.numel() > 1 else math.inf
     g_at_g, g_at_m = float(g[top1_g]), float(g[top1_m])
     tolerance = tie_tolerance(max(abs(g_at_g), abs(g_at_m)), dtype, t.tie_ulps)
     return top1_g, top1_m, overlap, golden_margin, g_at_g - g_at_m, tolerance
 
 
-def _first_max(row: Any, top: Any) -> int:
-    """The greedy token: the first index of the maximum (``argmax``), from ``topk`` unless it is a tie."""
+TOP_K_BLOCK = 64
+"""Elements per block of ``top_k``'s first pass."""
+
+
+def top_k(row: Any, k: int) -> tuple[list[float], list[int]]:
+    """The ``k`` largest values of a 1-D tensor and their indices, largest first, equal values by
+    increasing index (so the first is ``argmax``). One max-per-block pass, then ``topk`` over the
+    ``k`` blocks with the largest maxima (the ``k`` largest elements lie in them) and the tail."""
     import torch
 
-    if top.values.numel() > 1 and bool(top.values[0] == top.values[1]):
-        return int(torch.argmax(row))
-    return int(top.indices[0])
+    full = row.numel() // TOP_K_BLOCK * TOP_K_BLOCK
+    if full < 4 * k * TOP_K_BLOCK:
+        candidates = torch.arange(row.numel(), device=row.device)
+    else:
+        block_max = row[:full].view(-1, TOP_K_BLOCK).amax(dim=1)
+        blocks = torch.topk(block_max, k).indices
+        offsets = torch.arange(TOP_K_BLOCK, device=row.device)
+        candidates = (blocks[:, None] * TOP_K_BLOCK + offsets).reshape(-1)
+        candidates = torch.cat([candidates, torch.arange(full, row.numel(), device=row.device)])
+    values = row[candidates].double()
+    order = sorted(
+        zip(values.tolist(), candidates.tolist(), strict=True), key=lambda item: (-item[0], item[1])
+    )
+    return [value for value, _ in order[:k]], [index for _, index in order[:k]]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dumps.base import Dump
+from ..dumps.base import Dump, TensorRecord
 from ..dumps.ordering import token_sort_key
 from ..errors import DumpFormatError
 from ..report.rows import STAMP_FORMAT
@@ -74,7 +74,7 @@ class LogitsComparison:
         if pair.my is None:
             return None, ONLY_GOLDEN
         try:
-            golden, my = pair.golden.load(), pair.my.load()
+            golden, my = load_logits(pair.golden), load_logits(pair.my)
             found = compare_logits(golden, my, self.thresholds)
         except (DumpFormatError, OSError, TypeError, ValueError, RuntimeError) as exc:
             found = LogitsMetrics(fail_reason=f"cannot read or compare: {exc}")
@@ -96,6 +96,13 @@ class LogitsComparison:
 
     def write_report(self, folder: Path, started: time.struct_time, rows: list[dict[str, Any]]) -> Path:
         return report.write_report(folder, time.strftime(STAMP_FORMAT, started), rows)
+
+
+def load_logits(record: TensorRecord) -> Any:
+    """The record's tensor: a zero-copy view of the memory-mapped file where the torch-free reader
+    reads it (``formats.read_raw``), else ``torch.load``."""
+    raw = record.load_raw()
+    return raw.to_torch() if raw is not None else record.load()
 
 
 def failure_message(pair: LogitsPair, metrics: LogitsMetrics | None, verdict: str) -> str:
