@@ -124,9 +124,8 @@ def main() -> None:
     compare, compare_rss = timings["compare"]
     print(f"bytes    {timings['bytes'][0]:7.2f} s   peak RSS {timings['bytes'][1]:7.1f} MiB")
     print(f"read     {read:7.2f} s   peak RSS {timings['read'][1]:7.1f} MiB   (torch.load, both sides)")
-    print(
-        f"compare  {compare:7.2f} s   peak RSS {compare_rss:7.1f} MiB   ({compare / pairs * 1e3:.2f} ms per token pair)"
-    )
+    per_pair = compare / pairs * 1e3
+    print(f"compare  {compare:7.2f} s   peak RSS {compare_rss:7.1f} MiB   ({per_pair:.2f} ms per token pair)")
     print(f"compare / read  = {compare / read:.2f}x (target <= 1.5x)")
     print(f"compare / bytes = {compare / timings['bytes'][0]:.2f}x")
 

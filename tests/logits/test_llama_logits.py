@@ -9,11 +9,9 @@ import csv
 import pytest
 import torch
 
-pytest.importorskip("transformers")
-
-from pytest_llmprec.capture import DumpConfig, LogitsDumper, register_hook  # noqa: E402
-from pytest_llmprec.cli import main  # noqa: E402
-from pytest_llmprec.testing.llama import build_llama, greedy_ids, plant, port, prompt  # noqa: E402
+from pytest_llmprec.capture import DumpConfig, LogitsDumper, register_hook
+from pytest_llmprec.cli import main
+from pytest_llmprec.testing.llama import build_llama, greedy_ids, plant, port, prompt
 
 PROMPT, NEW = 8, 10
 
@@ -141,7 +139,4 @@ def test_torch_last_logits_dumps_pair_by_token(tmp_path, golden_model, pytester,
     assert [int(r["top1_golden"]) for r in rows[:NEW]] == golden_ids
     # against the LogitsDumper folder of the same generation: one case each side, paired by token
     _generate(golden_model, tmp_path / "d")
-    assert (
-        main(["logitscmp", "-gp", str(golden), "-mp", str(tmp_path / "d"), "-o", str(tmp_path / "x")])
-        == 0
-    )
+    assert main(["logitscmp", "-gp", str(golden), "-mp", str(tmp_path / "d"), "-o", str(tmp_path / "x")]) == 0
