@@ -153,3 +153,36 @@ def test_both_engines_match_the_reference(monkeypatch, kernel, dtype):
     assert result.cosine_similarity == pytest.approx(cosine, abs=1e-9)
     assert result.kl_divergence == pytest.approx(kl, rel=1e-9)
     assert result.ulp_max_diff == abs(g64.max() - m64.max())
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["c-kernel", "torch"])
+def test_nonfinite_reasons_on_both_engines(monkeypatch, kernel):
+    from pytest_llmprec.compare import native
+
+    if not kernel:
+        monkeypatch.setattr(native, "available", lambda: False)
+    golden, my = torch.zeros(1, 8), torch.zeros(1, 8)
+    golden[0, 2], my[0, 5] = -math.inf, math.nan
+    assert (
+        compare_logits(golden, my).fail_reason
+        == "golden_data includes NAN or inf. my_data includes NAN or inf."
+    )
+    assert compare_logits(golden.abs().nan_to_num(posinf=1.0), my.nan_to_num(0.0)).compared
+
+
+def test_a_prefill_against_one_position_compares_its_last_row():
+    prefill = torch.randn(1, 5, 64)
+    result = compare_logits(prefill, prefill[:, -1, :].clone())
+    assert result.cosine_similarity == 1.0 and result.vocab == 64
+    assert result.top1_golden == int(prefill[0, -1].argmax())
+
+
+def test_top_k_is_exact_with_blocks_and_a_tail():
+    from pytest_llmprec.logits.metrics import top_k
+
+    row = torch.randn(152064, generator=torch.Generator().manual_seed(8))
+    row[152063], row[5] = 10.0, 10.0  # a tie at the top: the first index wins, the tail is searched
+    values, indices = top_k(row, 5)
+    expected = torch.topk(row, 5)
+    assert values == pytest.approx(expected.values.double().tolist())
+    assert indices[:2] == [5, 152063] and set(indices) == set(expected.indices.tolist())
