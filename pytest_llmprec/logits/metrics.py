@@ -179,9 +179,7 @@ def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = N
         return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
     gg, mm, gm, kl, g_max, m_max = sums[:6]
     cosine = _cosine(gg, mm, gm)
-    g_abs = float(g32.abs().sum(dtype=torch.float64))
-    m_abs = float(m32.abs().sum(dtype=torch.float64))
-    l1 = l1_ratio(g_abs, m_abs)
+    l1 = l1_ratio(abs_sum(g32), abs_sum(m32))
     ulp = ulp_of(m_max, dtype)
     ulp_max_diff = None if ulp is None else abs(g_max - m_max)
     passed = msit_passed(cosine, kl, l1, ulp_max_diff, ulp, t)
@@ -267,27 +265,52 @@ def _top(g: Any, m: Any, t: LogitsThresholds, dtype: str) -> tuple[int, int, flo
     return top1_g, top1_m, overlap, golden_margin, g_at_g - g_at_m, tolerance
 
 
-TOP_K_BLOCK = 64
-"""Elements per block of ``top_k``'s first pass."""
+TOP_K_ROWS = 64
+"""``top_k`` views a row as ``[64, n/64]``: the ``k`` largest elements lie in the ``k`` columns with
+the largest column maxima."""
 
 
-def top_k(row: Any, k: int) -> tuple[list[float], list[int]]:
+def top_k(row: Any, k: int, *, use_numpy: bool | None = None) -> tuple[list[float], list[int]]:
     """The ``k`` largest values of a 1-D tensor and their indices, largest first, equal values by
-    increasing index (so the first is ``argmax``). One max-per-block pass, then ``topk`` over the
-    ``k`` blocks with the largest maxima (the ``k`` largest elements lie in them) and the tail."""
+    increasing index among them (the first is ``argmax`` unless more than k values tie for the
+    maximum). One pass of column maxima over a ``[64, n/64]`` view, then the ``k`` best columns
+    and the tail; numpy for CPU tensors (single-threaded: torch's thread pool costs more than the
+    work on a busy machine; ``use_numpy`` None), torch otherwise."""
+    import numpy as np
     import torch
 
-    full = row.numel() // TOP_K_BLOCK * TOP_K_BLOCK
-    if full < 4 * k * TOP_K_BLOCK:
-        candidates = torch.arange(row.numel(), device=row.device)
+    on_cpu = row.device.type == "cpu" if use_numpy is None else use_numpy
+    values = row.numpy() if on_cpu else row
+    width = row.numel() // TOP_K_ROWS
+    full = width * TOP_K_ROWS
+    if width < 4 * k:
+        candidates = np.arange(row.numel()) if on_cpu else torch.arange(row.numel(), device=row.device)
+    elif on_cpu:
+        column_max = values[:full].reshape(TOP_K_ROWS, width).max(axis=0)
+        columns = np.argpartition(column_max, -k)[-k:]
+        grid = columns[None, :] + width * np.arange(TOP_K_ROWS)[:, None]
+        candidates = np.concatenate([grid.reshape(-1), np.arange(full, row.numel())])
     else:
-        block_max = row[:full].view(-1, TOP_K_BLOCK).amax(dim=1)
-        blocks = torch.topk(block_max, k).indices
-        offsets = torch.arange(TOP_K_BLOCK, device=row.device)
-        candidates = (blocks[:, None] * TOP_K_BLOCK + offsets).reshape(-1)
-        candidates = torch.cat([candidates, torch.arange(full, row.numel(), device=row.device)])
-    values = row[candidates].double()
-    order = sorted(
-        zip(values.tolist(), candidates.tolist(), strict=True), key=lambda item: (-item[0], item[1])
-    )
-    return [value for value, _ in order[:k]], [index for _, index in order[:k]]
+        column_max = values[:full].view(TOP_K_ROWS, width).amax(dim=0)
+        columns = torch.topk(column_max, k).indices
+        grid = columns[None, :] + width * torch.arange(TOP_K_ROWS, device=row.device)[:, None]
+        candidates = torch.cat([grid.reshape(-1), torch.arange(full, row.numel(), device=row.device)])
+    picked = values[candidates]
+    if on_cpu:
+        best = np.argpartition(picked, -k)[-k:] if picked.size > k else np.arange(picked.size)
+        chosen = zip(picked[best].astype(np.float64).tolist(), candidates[best].tolist(), strict=True)
+    else:
+        found = torch.topk(picked, k)
+        chosen = zip(found.values.double().tolist(), candidates[found.indices].tolist(), strict=True)
+    order = sorted(chosen, key=lambda item: (-item[0], item[1]))
+    return [value for value, _ in order], [index for _, index in order]
+
+
+def abs_sum(tensor: Any) -> float:
+    """``Σ|x|`` in float64 (numpy for CPU tensors, see ``top_k``)."""
+    import numpy as np
+    import torch
+
+    if tensor.device.type == "cpu":
+        return float(np.abs(tensor.reshape(-1).numpy()).sum(dtype=np.float64))
+    return float(tensor.abs().sum(dtype=torch.float64))

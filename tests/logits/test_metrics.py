@@ -177,12 +177,14 @@ def test_a_prefill_against_one_position_compares_its_last_row():
     assert result.top1_golden == int(prefill[0, -1].argmax())
 
 
-def test_top_k_is_exact_with_blocks_and_a_tail():
+@pytest.mark.parametrize("use_numpy", [True, False], ids=["numpy", "torch"])
+@pytest.mark.parametrize("vocab", [152064, 152061, 100])
+def test_top_k_is_exact_with_blocks_and_a_tail(use_numpy, vocab):
     from pytest_llmprec.logits.metrics import top_k
 
-    row = torch.randn(152064, generator=torch.Generator().manual_seed(8))
-    row[152063], row[5] = 10.0, 10.0  # a tie at the top: the first index wins, the tail is searched
-    values, indices = top_k(row, 5)
+    row = torch.randn(vocab, generator=torch.Generator().manual_seed(8))
+    row[vocab - 1], row[5] = 10.0, 10.0  # a tie at the top: the first index wins, the tail is searched
+    values, indices = top_k(row, 5, use_numpy=use_numpy)
     expected = torch.topk(row, 5)
     assert values == pytest.approx(expected.values.double().tolist())
-    assert indices[:2] == [5, 152063] and set(indices) == set(expected.indices.tolist())
+    assert indices[:2] == [5, vocab - 1] and set(indices) == set(expected.indices.tolist())
