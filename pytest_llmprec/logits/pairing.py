@@ -44,10 +44,6 @@ class LogitsPair:
     my: TensorRecord | None
     order: int
 
-    @property
-    def one_sided(self) -> bool:
-        return self.golden is None or self.my is None
-
 
 @dataclass(frozen=True)
 class LogitsProblem:
