@@ -33,6 +33,9 @@ _EXPORTS = {
     "assert_red": "assertions",
     "assert_sqnr": "assertions",
     "assert_ulp": "assertions",
+    "assert_logits_close": "assertions",
+    "assert_same_tokens": "assertions",
+    "LogitsError": "assertions",
     "DumpConfig": "capture",
     "register_hook": "capture",
     "dump_data": "capture",
@@ -54,14 +57,17 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .assertions import (
+        LogitsError,
         PrecisionError,
         assert_close_cos,
         assert_kl_div,
+        assert_logits_close,
         assert_max_abs_error,
         assert_max_rel_error,
         assert_mean_rel_error,
         assert_precision,
         assert_red,
+        assert_same_tokens,
         assert_sqnr,
         assert_ulp,
     )

@@ -7,6 +7,8 @@ import sys
 
 from .capture import exec as capture_exec
 from .capture import logits as capture_logits
+from .logits import badcase
+from .logits import cli as logits_cli
 from .opcheck import cli as opcheck_cli
 from .overflow import errcheck
 from .pipeline import command as compare_command
@@ -22,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     capture_exec.add_parser(subparsers)
     capture_logits.add_parser(subparsers)
+    logits_cli.add_parser(subparsers)
+    badcase.add_parsers(subparsers)
     compare_command.add_parser(subparsers)
     opcheck_cli.add_parser(subparsers)
     errcheck.add_parser(subparsers)

@@ -23,12 +23,14 @@ _EXPORTS = {
         "assert_ulp",
     )
 }
+_EXPORTS.update(LogitsError="logits", assert_logits_close="logits", assert_same_tokens="logits")
 _EXPORTS.update(PrecisionError="checks", check_precision="checks", failure_message="checks")
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .checks import PrecisionError, check_precision, failure_message
+    from .logits import LogitsError, assert_logits_close, assert_same_tokens
     from .precision import (
         assert_close_cos,
         assert_kl_div,

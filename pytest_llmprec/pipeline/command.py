@@ -133,6 +133,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "-l", "--log-level", choices=LOG_LEVELS, default="info", help="info: progress and summary (default); "
         "warning: no progress; error/fatal: nothing but errors and the exit code"
     )  # fmt: skip
+    from ..logits.cli import add_threshold_arguments
+
+    add_threshold_arguments(parser, dtype_default=None)
     parser.set_defaults(handler=run)
     return parser
 
@@ -167,6 +170,10 @@ def settings_of(args: argparse.Namespace) -> CompareSettings:
         explain_mapping=args.explain_mapping,
         verdict=args.verdict,
         max_introduced=args.max_introduced,
+        logits_cosine=args.logits_cosine,
+        logits_kl=args.logits_kl,
+        logits_l1=args.logits_l1,
+        logits_dtype=args.logits_dtype,
         option_names=OPTION_NAMES,
     )
 
@@ -220,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         comparison = Comparison(settings)
         if verbose:
             comparison.announce = lambda line: print(line, file=sys.stderr, flush=True)
-        pairs = comparison.match().pairs
+        pairs = comparison.pairs()
     except (SetupError, LlmprecError) as exc:
         print(f"llmprec compare: error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dumps.base import Dump
 from ..errors import DumpFormatError, LlmprecError
@@ -25,6 +25,10 @@ from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
 from .local_gate import LocalGate
 from .settings import CompareSettings
+
+if TYPE_CHECKING:
+    from ..logits.pairing import LogitsPair
+    from ..logits.run import LogitsComparison, LogitsEvaluation
 
 NOTES_SHOWN = 5
 """Notes of the local gate shown in the summary."""
@@ -80,6 +84,8 @@ class Comparison:
             return Baseline.load(path, self.settings.baseline_tolerance)
         except LlmprecError as exc:
             raise SetupError(f"{exc} (remove the file to write a new baseline)") from None
+        self._logits: LogitsComparison | None = None
+        self._logits_checked = False
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.baseline
@@ -111,11 +117,39 @@ class Comparison:
                 raise SetupError(f"{self.settings.named(side)}={path}: {exc}") from None
         return self._dumps[side]
 
+    def logits(self) -> LogitsComparison | None:
+        """The logits comparison when both dumps hold logits (``logits.pairing.logits_like``), else None."""
+        if not self._logits_checked:
+            self._logits_checked = True
+            golden, my = self.dump("golden"), self.dump("my")
+            from ..logits.pairing import logits_like
+
+            if logits_like(golden) and logits_like(my):
+                from ..logits.metrics import LogitsThresholds
+                from ..logits.run import LogitsComparison
+
+                settings = self.settings
+                try:
+                    thresholds = LogitsThresholds(
+                        settings.logits_cosine, settings.logits_kl, settings.logits_l1, settings.logits_dtype
+                    )
+                except ValueError as exc:
+                    raise SetupError(str(exc)) from None
+                assert golden is not None and my is not None
+                self._logits = LogitsComparison(golden, my, thresholds, self.tokens)
+        return self._logits
+
+    def pairs(self) -> list[Pair] | list[LogitsPair]:
+        """What is compared: the logits pairs of logits dumps, else the matched tensor pairs."""
+        logits = self.logits()
+        return logits.pairs if logits is not None else self.match().pairs
+
     def match(self) -> MatchResult:
-        """The pairs of the two dumps, in execution order (empty when either dump is not given)."""
+        """The pairs of the two dumps, in execution order (empty when either dump is not given, and for
+        logits dumps, whose pairs are ``pairs()``)."""
         if self._match is None:
             golden, my = self.dump("golden"), self.dump("my")
-            if golden is None or my is None:
+            if golden is None or my is None or self.logits() is not None:
                 self._match = MatchResult()
             else:
                 settings = self.settings
@@ -192,15 +226,19 @@ class Comparison:
 
     # --- evaluating pairs -----------------------------------------------------------------------
 
-    def evaluate(self, pair: Pair, marker: Layer | None = None) -> EvaluatedPair:
-        """Read, compare and judge ``pair`` now (``marker``: the layer of a pytest marker)."""
+    def evaluate(self, pair: Any, marker: Layer | None = None) -> EvaluatedPair | LogitsEvaluation:
+        """Read, compare and judge ``pair`` now (``marker``: the layer of a pytest marker; logits pairs
+        are judged by the logits thresholds)."""
+        logits = self.logits()
+        if logits is not None:
+            return logits.evaluate(pair)
 
         def standard_for(golden_dtype: Any, my_dtype: Any) -> Standard:
             return self.standard(pair.golden.node, golden_dtype, my_dtype, marker)
 
         return evaluate_pair(pair, standard_for, self.baseline, f"baseline {self.settings.baseline}")
 
-    def prefetch(self, pair: Pair, marker: Layer | None = None) -> None:
+    def prefetch(self, pair: Any, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
         at most ``READ_AHEAD`` evaluations are held."""
         key = (pair.key, marker)
@@ -213,15 +251,18 @@ class Comparison:
         self._pending[key] = self._ahead.submit(self.evaluate, pair, marker)
 
     def evaluation(
-        self, pair: Pair, marker: Layer | None = None, verdict: str | None = None
-    ) -> EvaluatedPair:
-        """``pair``'s evaluation, from the background when it was started there; judged by the error
-        its node introduces under the local verdict (``verdict``, e.g. a marker's, else the settings')."""
+        self, pair: Any, marker: Layer | None = None, verdict: str | None = None
+    ) -> EvaluatedPair | LogitsEvaluation:
+        """``pair``'s evaluation, from the background when it was started there; a tensor pair is
+        judged by the error its node introduces under the local verdict (``verdict``, e.g. a
+        marker's, else the settings')."""
         gate = self._gate
         if gate is not None and marker is None and pair.key in gate.context:
             done = gate.context.pop(pair.key)
         else:
             done = self._evaluation(pair, marker)
+        if self._logits is not None:
+            return done
         local = (verdict or self.settings.verdict) == "local" and self.settings.match_mode == "tensors"
         return self.local_gate(force=True).judged(done, self._evaluate_all) if local else done
 
@@ -243,10 +284,10 @@ class Comparison:
             self._gate = LocalGate(self.match().pairs, self.settings.max_introduced, replays)
         return self._gate
 
-    def evaluations(self, pairs: Iterable[Pair] | None = None) -> Iterator[EvaluatedPair]:
-        """Every pair (default: all matched pairs) evaluated in order, reading ahead in the background;
+    def evaluations(self, pairs: Iterable[Any] | None = None) -> Iterator[EvaluatedPair | LogitsEvaluation]:
+        """Every pair (default: ``pairs()``) evaluated in order, reading ahead in the background;
         each row is added to ``rows``."""
-        queue = list(self.match().pairs if pairs is None else pairs)
+        queue = list(self.pairs() if pairs is None else pairs)
         for position, pair in enumerate(queue):
             for ahead in queue[position + 1 : position + 1 + READ_AHEAD]:
                 self.prefetch(ahead)
@@ -268,7 +309,14 @@ class Comparison:
 
     def write_reports(self) -> list[Path]:
         """Write the report files (none when nothing was compared and nothing is unmatched); a report
-        that cannot be written adds one line to the summary, nothing is raised."""
+        that cannot be written adds one line to the summary, nothing is raised; for logits dumps
+        ``logits_cmp_res_{ts}.csv``."""
+        logits = self._logits
+        if logits is not None:
+            if not self.rows and not logits.problems:
+                return []
+            rows = self.rows + logits.problem_rows()
+            return [logits.write_report(self.settings.report_dir, self.started, rows)]
         try:
             return reports.write_reports(
                 self.settings,
@@ -294,7 +342,13 @@ class Comparison:
         return explanation_lines(explanation_rows(match), limit)
 
     def summary(self, report_paths: Iterable[Path] = ()) -> list[str]:
-        """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths."""
+        """The terminal summary: counts, notes, the first divergence, the worst pairs, report paths; for
+        logits dumps each case's class and first diverging token."""
+        if self._logits is not None:
+            from ..logits.report import summary_lines
+
+            rows = self.rows + self._logits.problem_rows()
+            return summary_lines(rows, [str(path) for path in report_paths]) if rows else []
         gate_notes = self._gate.notes[:NOTES_SHOWN] if self._gate is not None else []
         if self._gate is not None and len(self._gate.notes) > NOTES_SHOWN:
             gate_notes.append(f"... and {len(self._gate.notes) - NOTES_SHOWN} more replays not used")

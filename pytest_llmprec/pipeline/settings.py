@@ -50,6 +50,11 @@ class CompareSettings:
     ``accumulated``, the error as dumped. Statistics and weights comparisons judge accumulated error."""
     max_introduced: float | None = None
     """The relative Euclidean distance one node may add, for every dtype (None: ``LOCAL_LIMITS``)."""
+    logits_cosine: float = 0.999
+    logits_kl: float = 0.0001
+    logits_l1: float = 0.01
+    logits_dtype: str | None = None
+    """Logits dumps (``logits``): msit's ``-cs -kl -l1 -d``; dtype None takes the files' coarser dtype."""
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 ID_PREFIX = "llm"
 PROPERTIES = ("cosine_similarity", "relative_euclidean_distance", "max_absolute_error", "kl_divergence")
+LOGITS_PROPERTIES = ("cosine_similarity", "kl_divergence", "l1_norm", "passed", "token_verdict")
 UNMATCHED_LISTED = 20
 
 
@@ -73,9 +74,37 @@ class UnmatchedItem(_LlmItem):
         raise ComparisonFailure("\n".join(lines))
 
 
+class LogitsItem(_LlmItem):
+    """One token of one case of two logits dumps: fails on a real top-1 flip, on msit's rule, on a
+    file that cannot be compared or is on one side only; skipped when it fails after a near-tie
+    flip of its case (the runs then continue from different tokens)."""
+
+    def __init__(self, *, pair: Any, plugin: LlmPlugin, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pair = pair
+        self.plugin = plugin
+        self.add_marker("llm_compare")
+
+    def runtest(self) -> None:
+        done = self.plugin.comparison().evaluation(self.pair)
+        self.llmprec_rows = [done.row]
+        row = done.row
+        self.user_properties += [(name, row[name]) for name in LOGITS_PROPERTIES]
+        if done.outcome == "skipped":
+            pytest.skip(done.message)
+        if done.outcome == "failed":
+            raise ComparisonFailure(done.message)
+
+
 def comparison_items(session: pytest.Session, plugin: LlmPlugin) -> list[pytest.Item]:
     """The items of a ``--llm-golden``/``--llm-my`` session, in execution order."""
     match = plugin.matched_pairs()
+    logits = plugin.comparison().logits()
+    if logits is not None:
+        return [
+            LogitsItem.from_parent(session, name=p.key, nodeid=p.key, pair=p, plugin=plugin)
+            for p in logits.pairs
+        ]
     items: list[pytest.Item] = [
         PairItem.from_parent(
             session, name=f"{ID_PREFIX}/{p.key}", nodeid=f"{ID_PREFIX}/{p.key}", pair=p, plugin=plugin

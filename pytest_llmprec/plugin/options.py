@@ -194,7 +194,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
     _add_cross_runtime_options(add)
+    _add_logits_options(group)
     _add_overflow_options(parser)
+
+
+LOGITS_OPTIONS = {
+    "cs": ("logits_cosine", 0.999, "logits dumps: msit's cosine threshold (passed needs cosine > FLOAT)"),
+    "kl": ("logits_kl", 0.0001, "logits dumps: msit's KL threshold (passed needs kl < FLOAT)"),
+    "l1": ("logits_l1", 0.01, "logits dumps: msit's signed l1 ratio threshold (passed needs l1 < FLOAT)"),
+}
+"""``--llm-logits-{cs,kl,l1}``: the setting, its default and help."""
+
+
+def _add_logits_options(group) -> None:
+    """Thresholds and dtype of logits dumps (msit logitscmp's -cs -kl -l1 -d)."""
+    for suffix, (_, default, text) in LOGITS_OPTIONS.items():
+        group.addoption(
+            f"--llm-logits-{suffix}",
+            dest=f"llm_logits_{suffix}",
+            type=float,
+            default=default,
+            metavar="FLOAT",
+            help=f"{text} (default {default}).",
+        )
+    group.addoption(
+        "--llm-logits-dtype",
+        dest="llm_logits_dtype",
+        choices=("fp16", "bf16", "fp32"),
+        default=None,
+        help="logits dumps: the dtype the logits were computed in (ULP unit, near-tie tolerance); "
+        "default: the coarser dtype of the two files.",
+    )
 
 
 def _add_cross_runtime_options(add) -> None:
@@ -389,7 +419,9 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         explain_mapping=_flag(config, "llm_explain_mapping"),
         verdict=verdict,
         max_introduced=max_introduced,
+        logits_dtype=config.getoption("llm_logits_dtype"),
         option_names=OPTION_NAMES,
+        **{name: config.getoption(f"llm_logits_{suffix}") for suffix, (name, _, _) in LOGITS_OPTIONS.items()},
     )
     if settings.plots_dir is not None and importlib.util.find_spec("matplotlib") is None:
         raise pytest.UsageError(f"--llm-plots={settings.plots_dir}: {MATPLOTLIB_MISSING}")

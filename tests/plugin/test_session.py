@@ -380,7 +380,9 @@ def test_logits_folders_compare_case_by_case(pytester, tmp_path):
                 )
     result = run(pytester, tmp_path / "golden" / "logits", tmp_path / "my" / "logits", "-v")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*llm/token1/dev.jsonl_40/logits FAILED*"])
+    result.stdout.fnmatch_lines(
+        ["*logits/40/token1 FAILED*", "*case 40: diverged at token 1 (numerics differ)*"]
+    )
 
 
 def test_torch_and_npy_dumps_are_compared_without_importing_torch(pytester, dumps, tmp_path):

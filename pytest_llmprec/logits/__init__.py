@@ -1,0 +1,1 @@
+"""Logits and tokens: msit logitscmp metrics, near-tie-aware token verdicts, bad-case analysis."""
