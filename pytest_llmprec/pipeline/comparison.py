@@ -74,6 +74,8 @@ class Comparison:
         """Lines the end of the run adds to the summary (what the baseline update did)."""
         self.baseline = self._load_baseline()
         self.earlier_baseline = self._load_earlier_baseline()
+        self._logits: LogitsComparison | None = None
+        self._logits_checked = False
 
     def _load_earlier_baseline(self) -> Baseline | None:
         """The baseline an update replaces, whose rows of pairs not compared this run are kept."""
@@ -84,8 +86,6 @@ class Comparison:
             return Baseline.load(path, self.settings.baseline_tolerance)
         except LlmprecError as exc:
             raise SetupError(f"{exc} (remove the file to write a new baseline)") from None
-        self._logits: LogitsComparison | None = None
-        self._logits_checked = False
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.baseline
