@@ -209,8 +209,9 @@ def test_a_marker_threshold_out_of_range_fails_the_marked_test(pytester):
 
 
 def test_pairs_whose_element_counts_differ_say_so_in_one_line(pytester, tmp_path):
-    golden = write_torch_dump(tmp_path / "g", {0: {"root.a": {"output": ONES}}})
-    my = write_torch_dump(tmp_path / "m", {0: {"root.a": {"output": torch.ones(3)}}})
+    # (an input beside the output: a dump of one output per token reads as a last-logits dump)
+    golden = write_torch_dump(tmp_path / "g", {0: {"root.a": {"input_0": ONES, "output": ONES}}})
+    my = write_torch_dump(tmp_path / "m", {0: {"root.a": {"input_0": ONES, "output": torch.ones(3)}}})
     result = run(pytester, golden, my)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the element counts differ (8 vs 3); no metric can pass*"])
