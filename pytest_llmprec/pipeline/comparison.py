@@ -25,6 +25,9 @@ from .settings import CompareSettings
 
 READ_AHEAD = 2
 """Pairs read and compared in the background ahead of the one being used."""
+AHEAD_ELEMENTS = 1 << 16
+"""Read ahead only while recent pairs average at least this many elements: for small tensors the
+hand-over between threads costs more than the overlap saves."""
 
 
 class SetupError(LlmprecError):
@@ -40,6 +43,7 @@ class Comparison:
         self._match: MatchResult | None = None
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
         self._pending: dict[tuple[str, Layer | None], Future[EvaluatedPair]] = {}
+        self._elements = float(AHEAD_ELEMENTS)  # running mean of the elements of recent pairs
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
         except ValueError as exc:
@@ -144,13 +148,16 @@ class Comparison:
         def standard_for(golden_dtype: Any, my_dtype: Any) -> Standard:
             return self.standard(pair.golden.node, golden_dtype, my_dtype, marker)
 
-        return evaluate_pair(pair, standard_for, self.baseline, f"baseline {self.settings.baseline}")
+        done = evaluate_pair(pair, standard_for, self.baseline, f"baseline {self.settings.baseline}")
+        elements = done.result.compared_count if done.result is not None else 0
+        self._elements += (elements - self._elements) / 4
+        return done
 
     def prefetch(self, pair: Pair, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
-        at most ``READ_AHEAD`` evaluations are held."""
+        at most ``READ_AHEAD`` evaluations are held; none while recent pairs were small."""
         key = (pair.key, marker)
-        if key in self._pending:
+        if key in self._pending or self._elements < AHEAD_ELEMENTS:
             return
         while len(self._pending) >= READ_AHEAD:
             self._pending.pop(next(iter(self._pending))).cancel()
@@ -161,14 +168,18 @@ class Comparison:
         future = self._pending.pop((pair.key, marker), None)
         return future.result() if future is not None else self.evaluate(pair, marker)
 
+    def evaluated(self, pairs: Iterable[Pair], marker: Layer | None = None) -> Iterator[EvaluatedPair]:
+        """``pairs`` evaluated in order, reading ahead in the background; the rows are not added."""
+        queue = list(pairs)
+        for position, pair in enumerate(queue):
+            for ahead in queue[position + 1 : position + 1 + READ_AHEAD]:
+                self.prefetch(ahead, marker)
+            yield self.evaluation(pair, marker)
+
     def evaluations(self, pairs: Iterable[Pair] | None = None) -> Iterator[EvaluatedPair]:
         """Every pair (default: all matched pairs) evaluated in order, reading ahead in the background;
         each row is added to ``rows``."""
-        queue = list(self.match().pairs if pairs is None else pairs)
-        for position, pair in enumerate(queue):
-            for ahead in queue[position + 1 : position + 1 + READ_AHEAD]:
-                self.prefetch(ahead)
-            done = self.evaluation(pair)
+        for done in self.evaluated(self.match().pairs if pairs is None else pairs):
             self.rows.append(done.row)
             yield done
 

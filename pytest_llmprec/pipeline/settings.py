@@ -12,6 +12,9 @@ DEFAULT_BASELINE_TOLERANCE = 0.1
 MATCH_LEVELS = ("layer", "module", "api", "logits")
 """Tree matching levels of torch vs ATB dumps (``matching.base.LEVELS``, spelled here so that front ends
 read their options without importing the matchers)."""
+ITEM_GRANULARITIES = ("tensor", "module", "layer", "token")
+"""What one pytest item compares: ``tensor``: one pair; ``module``: a node's inputs and outputs;
+``layer``: a decoder layer (nodes outside any layer: per node); ``token``: a token."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class CompareSettings:
     stats: bool = False
     weights: bool = False
     explain_mapping: bool = False
+    item: str = "tensor"
+    """What one pytest item compares (``ITEM_GRANULARITIES``)."""
+    path_map: tuple[tuple[str, str], ...] = ()
+    """``(old, new)`` path prefixes: a path starting with ``old`` is read at ``new`` (on xdist workers
+    that see the dumps at another mount point)."""
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 

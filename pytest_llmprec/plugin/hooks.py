@@ -47,6 +47,8 @@ class LlmPlugin:
         self.is_worker = hasattr(config, "workerinput")
         self._comparison: Comparison | None = None
         self.report_paths: list[Path] = []
+        self.html_table = config.pluginmanager.hasplugin("html")
+        """pytest-html reads the rows from the reports (``html_extras``), so they are kept then."""
 
     def comparison(self) -> Comparison:
         if self._comparison is None:
@@ -101,10 +103,10 @@ class LlmPlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        pair = getattr(nextitem, "pair", None)
-        if self._comparison is not None and pair is not None:
+        pairs = getattr(nextitem, "pairs", None)
+        if self._comparison is not None and pairs:
             with contextlib.suppress(LlmprecError):  # a bad marker fails that item when it runs
-                self._comparison.prefetch(pair, marker_layer(nextitem))
+                self._comparison.prefetch(pairs[0], marker_layer(nextitem))
         yield
 
     @pytest.hookimpl(hookwrapper=True)
@@ -112,12 +114,20 @@ class LlmPlugin:
         outcome = yield
         rows = getattr(item, "llmprec_rows", None)
         if call.when == "call" and rows:
-            outcome.get_result().llmprec_rows = rows  # travels to the xdist controller with the report
+            if self.is_worker and self.settings.path_map:
+                from ..pipeline.path_map import restore_rows
 
+                rows = restore_rows(rows, self.settings.path_map)
+            outcome.get_result().llmprec_rows = rows  # travels to the xdist controller with the report
+            del item.llmprec_rows  # the report holds them until the controller has taken them
+
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "llmprec_rows", None)
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
+            if not self.html_table:  # the terminal reporter keeps every report until the end
+                del report.llmprec_rows
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
