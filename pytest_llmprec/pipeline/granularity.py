@@ -35,14 +35,15 @@ def group_pairs(pairs: Sequence[Pair], granularity: str, folder_nodes: bool = Fa
         return [PairGroup(p.key, (p,), frozenset((p.golden.node, p.my.node))) for p in pairs]
     grouped: dict[str, list[Pair]] = {}
     for pair in pairs:
-        grouped.setdefault(_group_name(pair, granularity, folder_nodes), []).append(pair)
+        grouped.setdefault(group_name(pair, granularity, folder_nodes), []).append(pair)
     return [
         PairGroup(name, tuple(members), frozenset(n for p in members for n in (p.golden.node, p.my.node)))
         for name, members in grouped.items()
     ]
 
 
-def _group_name(pair: Pair, granularity: str, folder_nodes: bool) -> str:
+def group_name(pair: Pair, granularity: str, folder_nodes: bool = False) -> str:
+    """The name of the group of ``pair`` (not for ``tensor``: there the pair's key is the name)."""
     rank = pair.golden.rank
     prefix = token_label(pair.token) + (f"/rank{rank}" if rank is not None else "")
     if granularity == "token":

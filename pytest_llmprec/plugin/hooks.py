@@ -82,7 +82,7 @@ class LlmPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.settings.compares_dumps:  # here, so that the xdist controller reports it too
+        if self.settings.compares_dumps and not self.is_worker:  # the xdist controller reports it too
             self.matched_pairs()
             line = _crowded_workers_line(self.config)
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -95,7 +95,17 @@ class LlmPlugin:
             return
         from .items import comparison_items
 
-        added = comparison_items(session, self)
+        try:
+            added = comparison_items(session, self)
+        except pytest.UsageError as exc:
+            if not self.is_worker:
+                raise
+            # a worker that cannot read the dumps (another machine): a collection error that ends the
+            # run, where raising would make xdist start replacement workers for ever
+            worker = self.config.workerinput.get("workerid", "worker")
+            message = f"llmprec on xdist worker {worker}: {exc}"
+            session.ihook.pytest_collectreport(report=pytest.CollectReport("llm", "failed", message, []))
+            return
         if added:  # before -k/-m deselection runs; reported like a collector's result
             items.extend(added)
             report = pytest.CollectReport("llm", "passed", None, added)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..pipeline.granularity import PairGroup, group_pairs
+from ..pipeline.granularity import PairGroup, group_name, group_pairs
 
 if TYPE_CHECKING:
     from .hooks import LlmPlugin
@@ -108,10 +108,17 @@ def comparison_items(session: pytest.Session, plugin: LlmPlugin) -> list[pytest.
     groups = group_pairs(match.pairs, plugin.settings.item, folder_nodes)
     mark = pytest.mark.llm_compare
     coarse = plugin.settings.item != "tensor"
+    config = session.config
+    by_token = plugin.settings.item == "token"
+    # --dist loadgroup schedules by the "@group" suffix of node ids, which pytest-xdist adds for
+    # xdist_group marks; it is written here directly (pytest 9.2 ignores xdist's rewrite of ids)
+    load_group = getattr(config.option, "loadgroup", False) or config.getoption("dist", None) == "loadgroup"
     items: list[pytest.Item] = []
     for group in groups:
-        name = f"{ID_PREFIX}/{group.name}"
-        item = PairItem.from_parent(session, name=name, nodeid=name, group=group, plugin=plugin)
+        name = nodeid = f"{ID_PREFIX}/{group.name}"
+        if load_group:  # a worker takes a whole layer (or token) and reads neighbouring files
+            nodeid += "@" + group_name(group.pairs[0], "token" if by_token else "layer", folder_nodes)
+        item = PairItem.from_parent(session, name=name, nodeid=nodeid, group=group, plugin=plugin)
         item.add_marker(mark)
         if coarse:  # -k selects a group by the names of its nodes
             item.extra_keyword_matches.update(group.nodes)
