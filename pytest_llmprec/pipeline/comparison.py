@@ -21,6 +21,7 @@ from ..report.baseline import Baseline
 from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
+from .row_store import RowStore
 from .settings import CompareSettings
 
 READ_AHEAD = 2
@@ -38,7 +39,7 @@ class Comparison:
     def __init__(self, settings: CompareSettings) -> None:
         self.settings = settings
         self.started = time.gmtime()
-        self.rows: list[dict[str, Any]] = []
+        self.rows = RowStore()
         self._dumps: dict[str, Dump] = {}
         self._match: MatchResult | None = None
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
@@ -180,7 +181,7 @@ class Comparison:
         """Every pair (default: all matched pairs) evaluated in order, reading ahead in the background;
         each row is added to ``rows``."""
         for done in self.evaluated(self.match().pairs if pairs is None else pairs):
-            self.rows.append(done.row)
+            self.rows.add(done.row)
             yield done
 
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -214,3 +215,4 @@ class Comparison:
 
     def close(self) -> None:
         self._ahead.shutdown(wait=False, cancel_futures=True)
+        self.rows.close()

@@ -67,8 +67,12 @@ def summary_lines(
     unmatched: dict[str, int],
     notes: Sequence[str] = (),
     reports: Sequence[str] = (),
+    counts: Counts | None = None,
+    weights_failing: int | None = None,
 ) -> list[str]:
-    lines = [Counts.of(rows, unmatched).line()]
+    """The summary of ``rows``; ``counts`` and ``weights_failing`` (the failing weight pairs) when
+    ``rows`` are a digest of more rows (``pipeline.row_store.RowDigest``)."""
+    lines = [(counts or Counts.of(rows, unmatched)).line()]
     lines += [f"note: {note}" for note in notes]
     first = first_divergence(rows)
     if first is not None:
@@ -79,7 +83,8 @@ def summary_lines(
     weights = [r for r in _failing_dump_pairs(rows) if r.get("token_id") == WEIGHTS_TOKEN]
     if weights:
         earliest = min(weights, key=lambda r: r["node_order"])["pair_key"]
-        lines.append(f"weights differing: {len(weights)} (first: {earliest})")
+        differing = len(weights) if weights_failing is None else weights_failing
+        lines.append(f"weights differing: {differing} (first: {earliest})")
     lines += layer_lines(rows)
     scored = [r for r in rows if isinstance(r.get("cosine_similarity"), float)]
     scored.sort(key=lambda r: (r["cosine_similarity"], -(r.get("relative_euclidean_distance") or 0.0)))
