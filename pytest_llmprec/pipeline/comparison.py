@@ -154,11 +154,16 @@ class Comparison:
         self._elements += (elements - self._elements) / 4
         return done
 
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether ``prefetch`` starts anything: recent pairs were large enough."""
+        return self._elements >= AHEAD_ELEMENTS
+
     def prefetch(self, pair: Pair, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
         at most ``READ_AHEAD`` evaluations are held; none while recent pairs were small."""
         key = (pair.key, marker)
-        if key in self._pending or self._elements < AHEAD_ELEMENTS:
+        if key in self._pending or not self.reads_ahead:
             return
         while len(self._pending) >= READ_AHEAD:
             self._pending.pop(next(iter(self._pending))).cancel()

@@ -114,7 +114,7 @@ class LlmPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         pairs = getattr(nextitem, "pairs", None)
-        if self._comparison is not None and pairs:
+        if self._comparison is not None and pairs and self._comparison.reads_ahead:
             with contextlib.suppress(LlmprecError):  # a bad marker fails that item when it runs
                 self._comparison.prefetch(pairs[0], marker_layer(nextitem))
         yield
