@@ -46,8 +46,8 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
             kind = sniff.suffix_format(path) or sniff.head_format(head[: sniff.HEAD_BYTES])
             if kind not in _LAYOUTS:
                 return None
-            if kind == "npy":
-                dtype, shape, start, strides = _npy_layout(path, handle, head)
+            if kind in ("npy", "torch", "zip"):  # these read their header from the bytes read already
+                dtype, shape, start, strides = _LAYOUTS[kind](path, handle, head)
             else:
                 dtype, shape, start, strides = _LAYOUTS[kind](path, handle)
             nbytes = dtype_facts(dtype).itemsize * math.prod(shape)
