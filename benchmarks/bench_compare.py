@@ -108,6 +108,13 @@ def write_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, 
     return roots["golden"], roots["my"], total
 
 
+def to_bfloat16(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` rounded to bfloat16, clamped to its finite range first: float32's finfo.min (the
+    attention mask's "masked" value) rounds to -inf in bfloat16, which no standard passes."""
+    bf16 = torch.finfo(torch.bfloat16)
+    return tensor.clamp(bf16.min, bf16.max).to(torch.bfloat16)
+
+
 def write_realistic_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, Path, int]:
     """A golden float32 dump of a random-weight HF Llama and its bfloat16-rounded copy."""
     from pytest_llmprec import DumpConfig, register_hook
@@ -130,7 +137,7 @@ def write_realistic_pair(folder: Path, layers: int, tokens: int, seq: int) -> tu
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".pth":
             tensor = torch.load(path, weights_only=True)
-            torch.save(tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor, target)
+            torch.save(to_bfloat16(tensor) if tensor.is_floating_point() else tensor, target)
             total += path.stat().st_size + target.stat().st_size
         else:
             shutil.copyfile(path, target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import mmap
 import os
+import re
 
 import numpy as np
 
@@ -26,6 +27,10 @@ RAW_DTYPES = KERNEL_DTYPES
 """Dtypes a raw read returns: those the C kernel reads without torch."""
 
 
+HEAD_READ = 1 << 14
+"""Bytes read at once from a file's start: the header, and the whole of a small file."""
+
+
 class _Declined(Exception):
     """The file is not one a raw read handles."""
 
@@ -37,15 +42,21 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
     path = os.fspath(path)
     try:
         with open(path, "rb") as handle:
-            kind = sniff.suffix_format(path) or sniff.head_format(handle.read(sniff.HEAD_BYTES))
+            head = handle.read(HEAD_READ)
+            kind = sniff.suffix_format(path) or sniff.head_format(head[: sniff.HEAD_BYTES])
             if kind not in _LAYOUTS:
                 return None
-            dtype, shape, start, strides = _LAYOUTS[kind](path, handle)
-            size = os.fstat(handle.fileno()).st_size
+            if kind in ("npy", "torch", "zip"):  # these read their header from the bytes read already
+                dtype, shape, start, strides = _LAYOUTS[kind](path, handle, head)
+            else:
+                dtype, shape, start, strides = _LAYOUTS[kind](path, handle)
             nbytes = dtype_facts(dtype).itemsize * math.prod(shape)
-            if start + nbytes > size:
+            if start + nbytes <= len(head):  # a small file: already read
+                data = memoryview(head)[start : start + nbytes]
+            elif start + nbytes > os.fstat(handle.fileno()).st_size:
                 return None
-            data = memoryview(b"") if nbytes == 0 else _mapped(handle, start, nbytes)
+            else:
+                data = _mapped(handle, start, nbytes)
     except Exception:  # whatever the content: load_tensor reads it again and explains the problem
         return None
     return RawTensor(data, dtype, shape, path, strides=strides)
@@ -72,23 +83,51 @@ def _atb_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
 # --- .npy ---------------------------------------------------------------------------------------
 
 
-def _npy_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
-    handle.seek(0)
-    version = np.lib.format.read_magic(handle)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle, max_header_size=1 << 16)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle, max_header_size=1 << 16)
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '([<|])(\w+)', 'fortran_order': (True|False), 'shape': \(((?:\d+, ?)*\d*)\), \} *\n"
+)
+"""The header numpy writes (``numpy.lib.format``); anything else is parsed by numpy."""
+
+
+def _npy_header(head: bytes) -> tuple[tuple[int, ...], bool, str, int] | None:
+    """(shape, Fortran order, dtype code, payload offset) of a header as numpy writes it, else None."""
+    if head[6:7] == b"\x01":
+        length, start = int.from_bytes(head[8:10], "little"), 10
+    elif head[6:7] in (b"\x02", b"\x03"):
+        length, start = int.from_bytes(head[8:12], "little"), 12
     else:
-        raise _Declined
-    name = NUMPY_CODES.get(dtype.str[1:])
-    if name not in RAW_DTYPES or dtype.str[0] == ">":  # structured dtypes have no code
+        return None
+    match = _NPY_HEADER.fullmatch(head, start, start + length)
+    if match is None:
+        return None
+    shape = tuple(int(size) for size in match.group(4).split(b",") if size.strip())
+    return shape, match.group(3) == b"True", match.group(2).decode(), start + length
+
+
+def _npy_layout(path: str, handle, head: bytes = b"") -> tuple[str, tuple[int, ...], int]:
+    parsed = _npy_header(head)
+    if parsed is not None:
+        shape, fortran, code, offset = parsed
+    else:
+        handle.seek(0)
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle, max_header_size=1 << 16)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle, max_header_size=1 << 16)
+        else:
+            raise _Declined
+        if dtype.str[0] == ">":
+            raise _Declined
+        code, offset = dtype.str[1:], handle.tell()
+    name = NUMPY_CODES.get(code)
+    if name not in RAW_DTYPES:  # structured dtypes have no code
         raise _Declined
     shape = tuple(int(size) for size in shape)
     strides = None
     if fortran and len(shape) > 1:  # column-major: the first index varies fastest
         strides = tuple(math.prod(shape[:axis]) for axis in range(len(shape)))
-    return name, shape, handle.tell(), dense_strides(shape, strides) if strides else None
+    return name, shape, offset, dense_strides(shape, strides) if strides else None
 
 
 _LAYOUTS = {"atb": _atb_layout, "npy": _npy_layout, "torch": bare_tensor_layout, "zip": bare_tensor_layout}

@@ -171,17 +171,120 @@ def storage_records_intact(path: str | os.PathLike[str]) -> bool:
     return all(_stored_intact(entries.get(f"{prefix}data/{key}"), n) for key, n in census.needed.items())
 
 
-def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int, tuple[int, ...] | None]:
+@dataclass(frozen=True)
+class _Entry:
+    """The central-directory facts of one zip member (the names ``zipfile.ZipInfo`` uses)."""
+
+    filename: str
+    compress_type: int
+    compress_size: int
+    file_size: int
+    header_offset: int
+
+
+TAIL_READ = 1 << 13
+"""Bytes read from a file's end for its central directory (a saved tensor's is a few hundred)."""
+_CENTRAL, _END = b"PK\x01\x02", b"PK\x05\x06"
+
+
+def _central_directory(handle, size: int) -> dict[str, _Entry] | None:
+    """The members of a plain (not zip64, not multi-disk) archive whose central directory ends the
+    file, from one read of its tail; None for anything else (``zipfile`` reads those)."""
+    start = max(0, size - TAIL_READ)
+    handle.seek(start)
+    tail = handle.read(size - start)
+    end = tail.rfind(_END, max(0, len(tail) - 22 - 0xFFFF))
+    if end < 0 or len(tail) < end + 22:
+        return None
+    disk, cd_disk, _, count, cd_size, cd_offset, comment = struct.unpack("<HHHHIIH", tail[end + 4 : end + 22])
+    if disk or cd_disk or count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+        return None
+    cd_end = start + end  # where the central directory ends: the end record, or torch's zip64 records
+    locator = tail[end - 20 : end] if end >= 20 else b""
+    if locator.startswith(b"PK\x06\x07"):  # the zip64 end record's locator (torch writes one always)
+        cd_end = struct.unpack("<Q", locator[8:16])[0]
+        if cd_end >= start + end - 20:
+            return None
+    if end + 22 + comment != len(tail) or cd_offset + cd_size != cd_end or cd_offset < start:
+        return None
+    entries: dict[str, _Entry] = {}
+    position = cd_offset - start
+    for _ in range(count):
+        header = tail[position : position + 46]
+        if len(header) != 46 or not header.startswith(_CENTRAL):
+            return None
+        method, compressed, plain, name_length, extra_length, comment_length = struct.unpack(
+            "<H8xII HHH", header[10:34]
+        )
+        offset = struct.unpack("<I", header[42:46])[0]
+        if 0xFFFFFFFF in (compressed, plain, offset):
+            return None
+        name = tail[position + 46 : position + 46 + name_length].decode("utf-8", "replace")
+        entries[name] = _Entry(name, method, compressed, plain, offset)
+        position += 46 + name_length + extra_length + comment_length
+    return entries if position == cd_end - start else None
+
+
+def _payload_start(handle, head: bytes, entry: _Entry) -> int:
+    """Where the bytes of a stored member begin (after its local header)."""
+    local = head[entry.header_offset : entry.header_offset + 30]
+    if len(local) != 30:
+        handle.seek(entry.header_offset)
+        local = handle.read(30)
+    if len(local) != 30 or not local.startswith(b"PK\x03\x04"):
+        raise NotABareTensor
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    return entry.header_offset + 30 + name_length + extra_length
+
+
+def _member(handle, head: bytes, entry: _Entry) -> bytes:
+    """A stored member's bytes (compressed ones: ``NotABareTensor``)."""
+    if entry.compress_type != zipfile.ZIP_STORED:
+        raise NotABareTensor
+    start = _payload_start(handle, head, entry)
+    if start + entry.file_size <= len(head):
+        return head[start : start + entry.file_size]
+    handle.seek(start)
+    data = handle.read(entry.file_size)
+    if len(data) != entry.file_size:
+        raise NotABareTensor
+    return data
+
+
+def _pickle_and_entries(handle, head: bytes) -> tuple[Any, dict[str, Any], str]:
+    """The tensor the pickle describes, the archive's entries and the pickle's folder prefix: from
+    the central directory directly when it is plain, else through ``zipfile``."""
+    size = os.fstat(handle.fileno()).st_size
+    entries = _central_directory(handle, size)
+    if entries is None:
+        with zipfile.ZipFile(handle) as archive:
+            entries, prefix = _pickle_entry(archive)
+            order = entries.get(prefix + "byteorder")
+            if order is not None and archive.read(order) != b"little":
+                raise NotABareTensor
+            if entries[prefix + "data.pkl"].file_size > MAX_PICKLE:
+                raise NotABareTensor
+            return _TensorUnpickler(io.BytesIO(archive.read(prefix + "data.pkl"))).load(), entries, prefix
+    pickles = [name for name in entries if name.endswith("/data.pkl")]
+    if len(pickles) != 1:
+        raise NotABareTensor
+    prefix = pickles[0][: -len("data.pkl")]
+    order = entries.get(prefix + "byteorder")
+    if order is not None and _member(handle, head, order) != b"little":
+        raise NotABareTensor
+    data = entries[pickles[0]]
+    if data.file_size > MAX_PICKLE:
+        raise NotABareTensor
+    return _TensorUnpickler(io.BytesIO(_member(handle, head, data))).load(), entries, prefix
+
+
+def bare_tensor_layout(
+    path: str, handle, head: bytes = b""
+) -> tuple[str, tuple[int, ...], int, tuple[int, ...] | None]:
     """(dtype name, shape, payload offset, dense strides or None) of the one tensor in the file;
-    ``NotABareTensor`` for anything else (containers, views with gaps, compressed records)."""
-    with zipfile.ZipFile(handle) as archive:
-        entries, prefix = _pickle_entry(archive)
-        order = entries.get(prefix + "byteorder")
-        if order is not None and archive.read(order) != b"little":
-            raise NotABareTensor
-        if entries[prefix + "data.pkl"].file_size > MAX_PICKLE:
-            raise NotABareTensor
-        tensor = _TensorUnpickler(io.BytesIO(archive.read(prefix + "data.pkl"))).load()
+    ``NotABareTensor`` for anything else (containers, views with gaps, compressed records).
+    ``head``: the file's first bytes, when already read."""
+    tensor, entries, prefix = _pickle_and_entries(handle, head)
     if not isinstance(tensor, _Stored) or tensor.dtype not in KERNEL_DTYPES:
         raise NotABareTensor
     itemsize = dtype_facts(tensor.dtype).itemsize
@@ -195,10 +298,5 @@ def bare_tensor_layout(path: str, handle) -> tuple[str, tuple[int, ...], int, tu
     info = entries.get(f"{prefix}data/{tensor.storage.key}")
     if not _stored_intact(info, storage_bytes):
         raise NotABareTensor
-    handle.seek(info.header_offset)
-    local = handle.read(30)
-    if len(local) != 30 or not local.startswith(b"PK\x03\x04"):
-        raise NotABareTensor
-    name_length, extra_length = struct.unpack("<HH", local[26:30])
-    start = info.header_offset + 30 + name_length + extra_length
+    start = _payload_start(handle, head, info)
     return tensor.dtype, tensor.size, start + tensor.offset * itemsize, strides

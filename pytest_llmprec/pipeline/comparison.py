@@ -24,6 +24,7 @@ from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
 from .local_gate import LocalGate
+from .row_store import RowStore
 from .settings import CompareSettings
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ SLOW_PHASE_S = 1.0
 """Indexing or matching that takes longer is announced (``Comparison.announce``) while it runs."""
 READ_AHEAD = 2
 """Pairs read and compared in the background ahead of the one being used."""
+AHEAD_ELEMENTS = 1 << 16
+"""Read ahead only while recent pairs average at least this many elements: for small tensors the
+hand-over between threads costs more than the overlap saves."""
 
 
 class SetupError(LlmprecError):
@@ -46,7 +50,7 @@ class Comparison:
     def __init__(self, settings: CompareSettings) -> None:
         self.settings = settings
         self.started = time.gmtime()
-        self.rows: list[dict[str, Any]] = []
+        self.rows = RowStore()
         self._dumps: dict[str, Dump] = {}
         self._match: MatchResult | None = None
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
@@ -54,6 +58,7 @@ class Comparison:
         self._gate: LocalGate | None = None
         self.announce: Callable[[str], None] | None = None
         """Where a slow indexing or matching phase says what it is doing (None: silent)."""
+        self._elements = float(AHEAD_ELEMENTS)  # running mean of the elements of recent pairs
         try:
             self.tokens = parse_tokens(settings.tokens) if settings.tokens else None
         except ValueError as exc:
@@ -236,15 +241,22 @@ class Comparison:
         def standard_for(golden_dtype: Any, my_dtype: Any) -> Standard:
             return self.standard(pair.golden.node, golden_dtype, my_dtype, marker)
 
-        return evaluate_pair(pair, standard_for, self.baseline, f"baseline {self.settings.baseline}")
+        done = evaluate_pair(pair, standard_for, self.baseline, f"baseline {self.settings.baseline}")
+        elements = done.result.compared_count if done.result is not None else 0
+        self._elements += (elements - self._elements) / 4
+        return done
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether ``prefetch`` starts anything: recent pairs were large enough."""
+        return self._elements >= AHEAD_ELEMENTS
 
     def prefetch(self, pair: Any, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
-        at most ``READ_AHEAD`` evaluations are held."""
+        at most ``READ_AHEAD`` evaluations are held; none while recent pairs were small."""
         key = (pair.key, marker)
-        if key in self._pending or (
-            marker is None and self._gate is not None and pair.key in self._gate.context
-        ):
+        held = marker is None and self._gate is not None and pair.key in self._gate.context
+        if key in self._pending or held or not self.reads_ahead:
             return
         while len(self._pending) >= READ_AHEAD:
             self._pending.pop(next(iter(self._pending))).cancel()
@@ -284,15 +296,19 @@ class Comparison:
             self._gate = LocalGate(self.match().pairs, self.settings.max_introduced, replays)
         return self._gate
 
+    def evaluated(self, pairs: Iterable[Any], marker: Layer | None = None) -> Iterator[Any]:
+        """``pairs`` evaluated in order, reading ahead in the background; the rows are not added."""
+        queue = list(pairs)
+        for position, pair in enumerate(queue):
+            for ahead in queue[position + 1 : position + 1 + READ_AHEAD]:
+                self.prefetch(ahead, marker)
+            yield self.evaluation(pair, marker)
+
     def evaluations(self, pairs: Iterable[Any] | None = None) -> Iterator[EvaluatedPair | LogitsEvaluation]:
         """Every pair (default: ``pairs()``) evaluated in order, reading ahead in the background;
         each row is added to ``rows``."""
-        queue = list(self.pairs() if pairs is None else pairs)
-        for position, pair in enumerate(queue):
-            for ahead in queue[position + 1 : position + 1 + READ_AHEAD]:
-                self.prefetch(ahead)
-            done = self.evaluation(pair)
-            self.rows.append(done.row)
+        for done in self.evaluated(self.pairs() if pairs is None else pairs):
+            self.rows.add(done.row)
             yield done
 
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -315,7 +331,7 @@ class Comparison:
         if logits is not None:
             if not self.rows and not logits.problems:
                 return []
-            rows = self.rows + logits.problem_rows()
+            rows = list(self.rows.ordered()) + logits.problem_rows()
             return [logits.write_report(self.settings.report_dir, self.started, rows)]
         try:
             return reports.write_reports(
@@ -347,7 +363,7 @@ class Comparison:
         if self._logits is not None:
             from ..logits.report import summary_lines
 
-            rows = self.rows + self._logits.problem_rows()
+            rows = list(self.rows.ordered()) + self._logits.problem_rows()
             return summary_lines(rows, [str(path) for path in report_paths]) if rows else []
         gate_notes = self._gate.notes[:NOTES_SHOWN] if self._gate is not None else []
         if self._gate is not None and len(self._gate.notes) > NOTES_SHOWN:
@@ -357,3 +373,4 @@ class Comparison:
 
     def close(self) -> None:
         self._ahead.shutdown(wait=False, cancel_futures=True)
+        self.rows.close()

@@ -14,21 +14,14 @@ from ..report.baseline import Baseline, update_baseline
 from ..report.csv_files import write_csv
 from ..report.rows import COLUMNS, STAMP_FORMAT, UNMATCHED_COLUMNS, row_sort_key
 from ..report.summary import summary_lines
+from .row_store import RowStore
 from .settings import CompareSettings
-
-
-def ordered_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows in execution order (hand-written comparisons last), numbered by ``data_id``."""
-    ordered = sorted(rows, key=row_sort_key)
-    for index, row in enumerate(ordered):
-        row["data_id"] = index
-    return ordered
 
 
 def write_reports(
     settings: CompareSettings,
     started: time.struct_time,
-    rows: Sequence[dict[str, Any]],
+    rows: RowStore,
     match: MatchResult | None,
     baseline: Baseline | None = None,
     earlier_baseline: Baseline | None = None,
@@ -40,20 +33,26 @@ def write_reports(
     the baseline update did) are appended to ``notes``.
 
     Nothing is written when no pair was compared and nothing is unmatched (a run that failed to
-    start, a collect-only run, a selection of nothing).
+    start, a collect-only run, a selection of nothing). When ``rows`` were spooled (a large run),
+    the CSV reports and the baseline are streamed from the spool and the HTML report shows the
+    digest's rows (``RowStore``).
     """
     unmatched = match.unmatched if match is not None else []
     if not rows and not unmatched:
         return []
     stamp = time.strftime(STAMP_FORMAT, started)
     folder = settings.report_dir
-    ordered = ordered_rows(rows)
-    written = [write_csv(folder / f"llmprec_cmp_report_{stamp}.csv", COLUMNS, ordered)]
+    ordered = None if rows.spooled else list(rows.ordered())
+
+    def in_order() -> Iterable[dict[str, Any]]:
+        return rows.ordered() if ordered is None else ordered
+
+    written = [write_csv(folder / f"llmprec_cmp_report_{stamp}.csv", COLUMNS, in_order())]
     if settings.compares_dumps and match is not None:
         table = [_unmatched_row(u) for u in unmatched]
         written.append(write_csv(folder / f"llmprec_unmatched_{stamp}.csv", UNMATCHED_COLUMNS, table))
     if settings.update_baseline and settings.baseline is not None:
-        line = update_baseline(settings.baseline, ordered, earlier_baseline)
+        line = update_baseline(settings.baseline, in_order(), earlier_baseline)
         written.append(settings.baseline)
         if notes is not None:
             notes.append(line)
@@ -66,7 +65,7 @@ def write_reports(
 
         written += write_cross_runtime_reports(
             match,
-            ordered,
+            list(in_order()),
             settings.report_dir,
             stamp,
             stats=settings.stats,
@@ -77,8 +76,11 @@ def write_reports(
         from ..report.visual import ReportContext, describe_standard, write_visual_reports
 
         profile = settings.cli_standard or settings.ini_standard
+        shown, notes, exact = ordered, [], {}
+        if ordered is None:
+            shown, notes, exact = _digest_fields(rows, unmatched, settings.fail_on_unmatched)
         context = ReportContext.from_rows(
-            ordered,
+            shown,
             golden=str(settings.golden or ""),
             my=str(settings.my or ""),
             standard=describe_standard(profile, settings.cli_thresholds),
@@ -86,16 +88,35 @@ def write_reports(
             fail_on_unmatched=settings.fail_on_unmatched,
             baseline=baseline,
             reports=[str(path) for path in written],
-            notes=match.notes if match is not None else [],
+            notes=[*(match.notes if match is not None else []), *notes],
+            **exact,
         )
         written += write_visual_reports(
-            settings.report_dir, stamp, ordered, context, html=settings.html, plots_dir=settings.plots_dir
+            settings.report_dir, stamp, shown, context, html=settings.html, plots_dir=settings.plots_dir
         )
     return written
 
 
+def _digest_fields(
+    rows: RowStore, unmatched: Sequence[Unmatched], fail_on_unmatched: bool
+) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+    """The rows, a note and the exact figures of the HTML report of a spooled run."""
+    from ..report.rows import FAILED, PASSED
+
+    digest = rows.digest
+    assert digest is not None
+    shown = digest.rows()
+    counts = digest.counts(Counter(u.side for u in unmatched))
+    note = (
+        f"this report shows {len(shown)} of the {len(rows)} pairs (the first divergence, the worst and a "
+        "failing pair of each layer, the worst by cosine, the first failing pairs); the CSV report has all"
+    )
+    failed = counts.failed or counts.unreadable or (fail_on_unmatched and unmatched)
+    return shown, [note], {"counts": counts, "verdict": FAILED if failed else PASSED}
+
+
 def summary(
-    rows: Sequence[dict[str, Any]],
+    rows: RowStore,
     match: MatchResult | None,
     dumps: Mapping[str, Dump],
     report_paths: Iterable[Path] = (),
@@ -117,6 +138,10 @@ def summary(
             notes.append(f"{count} unreadable entries in the {side} dump, e.g. {first.path}: {first.message}")
     notes += extra_notes
     paths = [str(path) for path in report_paths]
+    if rows.spooled:
+        digest = rows.digest
+        exact = digest.counts(counts)
+        return summary_lines(digest.rows(), counts, notes, paths, exact, digest.weights_failing)
     ordered = sorted(rows, key=row_sort_key)
     lines = structure_lines(ordered, match) + decode_lines(ordered)
     return lines + summary_lines(ordered, counts, notes, paths)

@@ -16,6 +16,9 @@ the error as dumped."""
 MATCH_LEVELS = ("layer", "module", "api", "logits")
 """Tree matching levels of torch vs ATB dumps (``matching.base.LEVELS``, spelled here so that front ends
 read their options without importing the matchers)."""
+ITEM_GRANULARITIES = ("tensor", "module", "layer", "token")
+"""What one pytest item compares: ``tensor``: one pair; ``module``: a node's inputs and outputs;
+``layer``: a decoder layer (nodes outside any layer: per node); ``token``: a token."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class CompareSettings:
     logits_l1: float = 0.01
     logits_dtype: str | None = None
     """Logits dumps (``logits``): msit's ``-cs -kl -l1 -d``; dtype None takes the files' coarser dtype."""
+    item: str = "tensor"
+    """What one pytest item compares (``ITEM_GRANULARITIES``)."""
+    path_map: tuple[tuple[str, str], ...] = ()
+    """``(old, new)`` path prefixes: a path starting with ``old`` is read at ``new`` (on xdist workers
+    that see the dumps at another mount point)."""
     option_names: dict[str, str] = field(default_factory=dict, compare=False)
     """How the front end calls each setting in messages, e.g. ``{"golden": "--llm-golden"}``."""
 

@@ -63,6 +63,8 @@ class LlmPlugin:
         self._silent = False
         self.pair_tests: dict[str, str] = {}
         """Outcome of each hand-written test that takes ``llm_pair``, counted apart from the pairs."""
+        self.html_table = config.pluginmanager.hasplugin("html")
+        """pytest-html reads the rows from the reports (``html_extras``), so they are kept then."""
 
     def comparison(self) -> Comparison:
         if self._comparison is None:
@@ -99,13 +101,12 @@ class LlmPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.settings.compares_dumps:  # here, so that the xdist controller reports it too
+        if self.settings.compares_dumps and not self.is_worker:  # the xdist controller reports it too
             from ..pipeline.reports import structure_lines
 
             match = self.matched_pairs()
-            lines = [_crowded_workers_line(self.config)]
-            if not self.is_worker:  # the tree difference, once before the pairs run
-                lines += [f"llmprec: {line}" for line in structure_lines([], match)]
+            lines = [_crowded_workers_line(self.config)]  # and the tree difference, once, first
+            lines += [f"llmprec: {line}" for line in structure_lines([], match)]
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             for line in filter(None, lines):
                 if reporter is not None:
@@ -123,7 +124,17 @@ class LlmPlugin:
             return
         from .items import comparison_items
 
-        added = comparison_items(session, self)
+        try:
+            added = comparison_items(session, self)
+        except pytest.UsageError as exc:
+            if not self.is_worker:
+                raise
+            # a worker that cannot read the dumps (another machine): a collection error that ends the
+            # run, where raising would make xdist start replacement workers for ever
+            worker = self.config.workerinput.get("workerid", "worker")
+            message = f"llmprec on xdist worker {worker}: {exc}"
+            session.ihook.pytest_collectreport(report=pytest.CollectReport("llm", "failed", message, []))
+            return
         if added:  # before -k/-m deselection runs; reported like a collector's result
             items.extend(added)
             report = pytest.CollectReport("llm", "passed", None, added)
@@ -131,10 +142,10 @@ class LlmPlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
-        pair = getattr(nextitem, "pair", None)
-        if self._comparison is not None and pair is not None:
+        pairs = getattr(nextitem, "pairs", None)
+        if self._comparison is not None and pairs and self._comparison.reads_ahead:
             with contextlib.suppress(LlmprecError):  # a bad marker fails that item when it runs
-                self._comparison.prefetch(pair, marker_layer(nextitem))
+                self._comparison.prefetch(pairs[0], marker_layer(nextitem))
         yield
 
     @pytest.hookimpl(hookwrapper=True)
@@ -142,14 +153,22 @@ class LlmPlugin:
         outcome = yield
         rows = getattr(item, "llmprec_rows", None)
         if call.when == "call" and rows:
+            if self.is_worker and self.settings.path_map:
+                from ..pipeline.path_map import restore_rows
+
+                rows = restore_rows(rows, self.settings.path_map)
             outcome.get_result().llmprec_rows = rows  # travels to the xdist controller with the report
+            del item.llmprec_rows  # the report holds them until the controller has taken them
         if "llm_pair" in getattr(item, "fixturenames", ()):
             outcome.get_result().llmprec_pair_test = True
 
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rows = getattr(report, "llmprec_rows", None)
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
+            if not self.html_table:  # the terminal reporter keeps every report until the end
+                del report.llmprec_rows
         decisive = report.when == "call" or report.failed or report.skipped  # one outcome per test
         if getattr(report, "llmprec_pair_test", False) and decisive and not self.is_worker:
             self.pair_tests.setdefault(report.nodeid, report.outcome)

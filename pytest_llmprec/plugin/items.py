@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..matching import Pair
+from ..pipeline.granularity import PairGroup, group_name, group_pairs
 
 if TYPE_CHECKING:
     from .hooks import LlmPlugin
@@ -15,6 +15,8 @@ ID_PREFIX = "llm"
 PROPERTIES = ("cosine_similarity", "relative_euclidean_distance", "max_absolute_error", "kl_divergence")
 LOGITS_PROPERTIES = ("cosine_similarity", "kl_divergence", "l1_norm", "passed", "token_verdict")
 UNMATCHED_LISTED = 20
+GROUP_DETAILED = 20
+"""Failing tensors of a group item shown with their full message."""
 
 
 class ComparisonFailure(Exception):
@@ -35,24 +37,49 @@ class _LlmItem(pytest.Item):
 
 
 class PairItem(_LlmItem):
-    """Compares one golden/my pair and records its report row."""
+    """Compares a group of golden/my pairs (one pair in ``tensor`` mode) and records their rows."""
 
-    def __init__(self, *, pair: Pair, plugin: LlmPlugin, **kwargs: Any) -> None:
+    def __init__(self, *, group: PairGroup, plugin: LlmPlugin, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.pair = pair
+        self.group = group
+        self.pairs = group.pairs
         self.plugin = plugin
-        self.add_marker("llm_compare")
 
     def runtest(self) -> None:
         from .hooks import marker_layer, marker_verdict
 
-        done = self.plugin.comparison().evaluation(self.pair, marker_layer(self), marker_verdict(self))
-        self.llmprec_rows = [done.row]
-        if done.result is not None:
-            row = done.row
-            self.user_properties += [(name, row[name]) for name in PROPERTIES] + [("verdict", row["verdict"])]
-        if done.message is not None:
-            raise ComparisonFailure(done.message)
+        comparison, marker = self.plugin.comparison(), marker_layer(self)
+        if self.plugin.settings.item == "tensor":
+            done = comparison.evaluation(self.pairs[0], marker, marker_verdict(self))
+            self.llmprec_rows = [done.row]
+            if done.result is not None:
+                row = done.row
+                self.user_properties += [(name, row[name]) for name in PROPERTIES]
+                self.user_properties.append(("verdict", row["verdict"]))
+            if done.message is not None:
+                raise ComparisonFailure(done.message)
+            return
+        evaluated = list(comparison.evaluated(self.pairs, marker))
+        self.llmprec_rows = [done.row for done in evaluated]
+        failing = [done for done in evaluated if done.message is not None]
+        self.user_properties += [("pairs", len(evaluated)), ("failed", len(failing))]
+        if failing:
+            raise ComparisonFailure(group_message(self.group.name, len(evaluated), failing))
+
+
+def group_message(name: str, count: int, failing: list) -> str:
+    """The failure of a group item: how many of its tensors failed, then each failing tensor's
+    message in execution order (the first divergence inside the group first); after
+    ``GROUP_DETAILED`` of them, only their keys."""
+    failing = sorted(failing, key=lambda done: done.pair.order)
+    lines = [f"{len(failing)} of {count} tensors failed in {name} (first divergence first):"]
+    for done in failing[:GROUP_DETAILED]:
+        lines.append(done.message)
+    rest = failing[GROUP_DETAILED:]
+    if rest:
+        lines.append(f"... and {len(rest)} more failing tensors (see the report):")
+        lines += [f"  {done.pair.key}" for done in rest]
+    return "\n".join(lines)
 
 
 class UnmatchedItem(_LlmItem):
@@ -105,12 +132,26 @@ def comparison_items(session: pytest.Session, plugin: LlmPlugin) -> list[pytest.
             LogitsItem.from_parent(session, name=p.key, nodeid=p.key, pair=p, plugin=plugin)
             for p in logits.pairs
         ]
-    items: list[pytest.Item] = [
-        PairItem.from_parent(
-            session, name=f"{ID_PREFIX}/{p.key}", nodeid=f"{ID_PREFIX}/{p.key}", pair=p, plugin=plugin
-        )
-        for p in match.pairs
-    ]
+    golden = plugin.comparison().dump("golden")
+    folder_nodes = golden is not None and golden.kind == "files"
+    groups = group_pairs(match.pairs, plugin.settings.item, folder_nodes)
+    mark = pytest.mark.llm_compare
+    coarse = plugin.settings.item != "tensor"
+    config = session.config
+    by_token = plugin.settings.item == "token"
+    # --dist loadgroup schedules by the "@group" suffix of node ids, which pytest-xdist adds for
+    # xdist_group marks; it is written here directly (pytest 9.2 ignores xdist's rewrite of ids)
+    load_group = getattr(config.option, "loadgroup", False) or config.getoption("dist", None) == "loadgroup"
+    items: list[pytest.Item] = []
+    for group in groups:
+        name = nodeid = f"{ID_PREFIX}/{group.name}"
+        if load_group:  # a worker takes a whole layer (or token) and reads neighbouring files
+            nodeid += "@" + group_name(group.pairs[0], "token" if by_token else "layer", folder_nodes)
+        item = PairItem.from_parent(session, name=name, nodeid=nodeid, group=group, plugin=plugin)
+        item.add_marker(mark)
+        if coarse:  # -k selects a group by the names of its nodes
+            item.extra_keyword_matches.update(group.nodes)
+        items.append(item)
     if plugin.settings.fail_on_unmatched and match.unmatched:
         name = f"{ID_PREFIX}/unmatched"
         items.append(UnmatchedItem.from_parent(session, name=name, nodeid=name, plugin=plugin))

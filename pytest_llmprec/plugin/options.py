@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..pipeline.path_map import on_worker, parse_path_map
 from ..pipeline.settings import (
     DEFAULT_BASELINE_TOLERANCE,
     DEFAULT_REPORT_DIR,
@@ -16,6 +17,7 @@ from ..pipeline.settings import (
     VERDICTS,
     CompareSettings,
 )
+from ..pipeline.settings import ITEM_GRANULARITIES as GRANULARITIES
 from ..report.png_plots import MATPLOTLIB_MISSING
 from ..standards.names import PROFILE_NAMES, THRESHOLD_KEYWORDS
 from ..standards.thresholds import Threshold, parse_rules
@@ -193,6 +195,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
 
+    _add_scale_options(add)
     _add_cross_runtime_options(add)
     _add_logits_options(group)
     _add_overflow_options(parser)
@@ -224,6 +227,27 @@ def _add_logits_options(group) -> None:
         default=None,
         help="logits dumps: the dtype the logits were computed in (ULP unit, near-tie tolerance); "
         "default: the coarser dtype of the two files.",
+    )
+
+
+def _add_scale_options(add) -> None:
+    """Options of large runs: item granularity, dumps at other paths on xdist workers."""
+    add(
+        "--llm-item",
+        "llm_item",
+        f"what one test item compares: {', '.join(GRANULARITIES)} (default tensor: one item per tensor "
+        "pair; module: per node; layer: per decoder layer; token: per token). The report has one row "
+        "per pair either way.",
+        metavar="GRANULARITY",
+    )
+    add(
+        "--llm-path-map",
+        None,
+        "on xdist workers, read paths starting with OLD at NEW instead (dumps mounted elsewhere on "
+        "remote workers; repeatable; reports keep the OLD paths).",
+        metavar="OLD=NEW",
+        action="append",
+        default=[],
     )
 
 
@@ -394,6 +418,14 @@ def read_settings(config: pytest.Config) -> CompareSettings:
     if verdict not in VERDICTS:
         raise pytest.UsageError(f"--llm-verdict={verdict}: choose one of {', '.join(VERDICTS)}")
     max_introduced = _positive(config, "llm_max_introduced")
+    item = config.getoption("llm_item") or config.getini("llm_item") or "tensor"
+    if item not in GRANULARITIES:
+        choices = ", ".join(GRANULARITIES)
+        raise pytest.UsageError(f"--llm-item={item}: unknown item granularity; choose one of {choices}")
+    try:
+        path_map = parse_path_map(config.getoption("llm_path_map"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--llm-path-map: {exc}") from None
     html_option = config.getoption("llm_html")
     settings = CompareSettings(
         golden=path("llm_golden"),
@@ -420,9 +452,13 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         verdict=verdict,
         max_introduced=max_introduced,
         logits_dtype=config.getoption("llm_logits_dtype"),
+        item=item,
+        path_map=path_map,
         option_names=OPTION_NAMES,
         **{name: config.getoption(f"llm_logits_{suffix}") for suffix, (name, _, _) in LOGITS_OPTIONS.items()},
     )
+    if hasattr(config, "workerinput"):
+        settings = on_worker(settings)
     if settings.plots_dir is not None and importlib.util.find_spec("matplotlib") is None:
         raise pytest.UsageError(f"--llm-plots={settings.plots_dir}: {MATPLOTLIB_MISSING}")
     if settings.update_baseline and settings.baseline is None:

@@ -86,8 +86,12 @@ def summary_lines(
     unmatched: dict[str, int],
     notes: Sequence[str] = (),
     reports: Sequence[str] = (),
+    counts: Counts | None = None,
+    weights_failing: int | None = None,
 ) -> list[str]:
-    lines = [Counts.of(rows, unmatched).line()]
+    """The summary of ``rows``; ``counts`` and ``weights_failing`` (the failing weight pairs) when
+    ``rows`` are a digest of more rows (``pipeline.row_store.RowDigest``)."""
+    lines = [(counts or Counts.of(rows, unmatched)).line()]
     groups = alias_groups(rows)
     aliases = len(rows) - len(groups)
     if aliases:
@@ -108,7 +112,8 @@ def summary_lines(
     weights = [r for r in _failing_dump_pairs(rows) if r.get("token_id") == WEIGHTS_TOKEN]
     if weights:
         earliest = min(weights, key=lambda r: r["node_order"])["pair_key"]
-        lines.append(f"weights differing: {len(weights)} (first: {earliest})")
+        differing = len(weights) if weights_failing is None else weights_failing
+        lines.append(f"weights differing: {differing} (first: {earliest})")
     lines += layer_lines(rows)
     local = [r for r in rows if _is_number(r.get("introduced_red")) and r["introduced_red"] > 0]
     local = [r for r in local if _is_number(r.get("local_limit"))]

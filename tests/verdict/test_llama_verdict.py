@@ -58,7 +58,7 @@ def run(golden, my, folder, **settings):
         evaluated = list(comparison.evaluations())
     finally:
         comparison.close()
-    return evaluated, comparison.rows
+    return evaluated, list(comparison.rows.ordered())
 
 
 def test_an_honest_bf16_port_passes(dumps):
