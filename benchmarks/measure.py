@@ -52,20 +52,12 @@ def run_process(command: list[str], cwd: Path) -> tuple[float, int, int]:
     cache the plugins' assertion-rewritten modules and re-parses them at every start (about 2 s
     that have nothing to do with what is measured).
     """
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    out = subprocess.run(
-        [sys.executable, "-c", _RUN_AND_REPORT, *command],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=environment,
-    )
-    wall, rss_kib, code, _ = out.stdout.split()
-    return float(wall), int(rss_kib) * 1024, int(code)
+    wall, rss, code, _ = run_process_cpu(command, cwd)
+    return wall, rss, code
 
 
 def run_process_cpu(command: list[str], cwd: Path) -> tuple[float, int, int, float]:
-    """``run_process`` and the CPU seconds (user + system) of every process it started: on a
+    """``run_process``'s figures and the CPU seconds (user + system) of every process it started: on a
     machine shared with other work the CPU time varies less than the wall time."""
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     out = subprocess.run(
