@@ -6,13 +6,16 @@ default) runs on CPU, in one process. Per round:
   dump      the same passes under one register_hook(DumpConfig(token_range=all)), every module's
             inputs and outputs saved, including the final wait for the last file (handle.remove());
   loop      the same tensors (--tokens times: the same volume), already in memory, written one
-            by one with torch.save.
+            by one with torch.save;
+  replay    the dump with DumpConfig(replay=GOLDEN): every dumped module also run on a golden
+            dump's inputs (here a dump of the same model) and its output saved (with --replay).
 Rounds are interleaved (files deleted after each) so that all meet the same machine state; each
 figure is the best of --repeat rounds, per forward pass. The dump's throughput is reported on its
 extra time (dump - forward) and on its whole time, counting every file's bytes (a tensor seen
 again unchanged is hard-linked, not written again: the written share is printed too).
 
 Run: python benchmarks/bench_dump.py [--hidden 1024] [--layers 4] [--seq 256] [--tokens 4] [--repeat 3]
+     [--replay]
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=8192)
     parser.add_argument("--tokens", type=int, default=4, help="forward passes per round")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--replay", action="store_true", help="also time the dump with golden-input replay")
     args = parser.parse_args()
 
     config = tiny_llm.TinyConfig(
@@ -66,21 +70,20 @@ def main() -> None:
             for _ in range(args.tokens):
                 model(ids)
 
-    def dump(target: Path) -> Path:
-        with register_hook(
-            model, DumpConfig(dump_path=target, token_range=list(range(args.tokens)))
-        ) as handle:
+    def dump(target: Path, replay: Path | None = None) -> Path:
+        config = DumpConfig(dump_path=target, token_range=list(range(args.tokens)), replay=replay)
+        with register_hook(model, config) as handle:
             forwards()
         return handle.dump_dir
 
     forwards()
     dumped = dump(scratch / "reference")
+    golden = dumped.parents[1]
     files = sorted((dumped / "0").rglob("*.pth"))
     tensors = [torch.load(path, weights_only=True) for path in files]
     megabytes = sum(path.stat().st_size for path in files) / 2**20
     distinct = {path.stat().st_ino: path.stat().st_size for path in files}
     written = sum(distinct.values()) / 2**20
-    shutil.rmtree(scratch / "reference")
 
     def loop(target: Path) -> None:
         target.mkdir()
@@ -88,8 +91,11 @@ def main() -> None:
             for index, tensor in enumerate(tensors):
                 torch.save(tensor, target / f"{token}_{index}.pth")
 
-    plain_times, dump_times, loop_times = [], [], []
+    plain_times, dump_times, loop_times, replay_times = [], [], [], []
     for _ in range(args.repeat):
+        if args.replay:
+            replay_times.append(timed(lambda: dump(scratch / "replay", golden)) / args.tokens)
+            shutil.rmtree(scratch / "replay")
         plain_times.append(timed(forwards) / args.tokens)
         dump_times.append(timed(lambda: dump(scratch / "dump")) / args.tokens)
         shutil.rmtree(scratch / "dump")
@@ -110,6 +116,12 @@ def main() -> None:
     print(f"dump, on its extra time  {extra * 1000:8.1f} ms   {megabytes / extra:8.0f} MiB/s")
     print(f"dump, on its whole time  {with_dump * 1000:8.1f} ms   {megabytes / with_dump:8.0f} MiB/s")
     print(f"dump / loop throughput (extra time): {loop_time / extra:.2f}  (target >= 0.5)")
+    if replay_times:
+        replay = min(replay_times)
+        print(
+            f"forward with dump+replay {replay * 1000:8.1f} ms   x{replay / plain:.2f} the forward, "
+            f"x{replay / with_dump:.2f} the dump alone"
+        )
 
 
 if __name__ == "__main__":

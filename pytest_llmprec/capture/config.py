@@ -125,7 +125,10 @@ class DumpConfig:
     An ordinary object (msit's is a process-wide singleton): build as many as you like.
     Every invalid argument raises ``ValueError`` naming the argument and the reason.
     ``seed`` calls ``seed_all(seed)`` here, as msit does. ``writer_queue_mb`` (not in msit)
-    bounds the memory held by tensors waiting for the background writer.
+    bounds the memory held by tensors waiting for the background writer. ``replay`` (not in msit),
+    a golden torch dump of the same run: each dumped module call is also run on golden's inputs of
+    that call and its output saved as ``replay_output*.pth`` (``replay.py``); the golden dump is
+    indexed here.
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class DumpConfig:
         analyze: bool = False,
         *,
         writer_queue_mb: int = DEFAULT_QUEUE_MB,
+        replay: str | os.PathLike[str] | None = None,
     ) -> None:
         self.dump_path = _check_dump_path(dump_path)
         self.token_range = _check_token_range([0] if token_range is None else token_range)
@@ -169,11 +173,34 @@ class DumpConfig:
         self.writer_queue_mb = _check_int("writer_queue_mb", writer_queue_mb)
         if self.writer_queue_mb < 1:
             raise ValueError(f"writer_queue_mb must be >= 1, got {writer_queue_mb}")
+        self.replay = None if replay is None else self._check_replay(replay)
         self.seed = seed
         if seed is not None:
             from .seed import seed_all
 
             seed_all(seed)
+
+    def _check_replay(self, replay: Any) -> str:
+        if not isinstance(replay, (str, os.PathLike)) or not os.fspath(replay):
+            raise ValueError(f"replay must be the path of a golden torch dump, got {replay!r}")
+        if self.dump_last_logits or "module" not in self.mode or not self.save_tensors:
+            raise ValueError(
+                "replay saves module outputs: it needs mode 'module', dump_last_logits=False and "
+                "dump_statistics_mode 0 or 2"
+            )
+        from ..errors import DumpFormatError
+        from .replay import GoldenInputs
+
+        try:
+            self._golden = GoldenInputs(replay)
+        except DumpFormatError as error:
+            raise ValueError(f"replay: {error}") from error
+        return os.path.abspath(os.fspath(replay))
+
+    @property
+    def golden_inputs(self) -> Any:
+        """The golden dump's inputs (``replay.GoldenInputs``) when ``replay`` is set, else None."""
+        return getattr(self, "_golden", None)
 
     @property
     def save_tensors(self) -> bool:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..dumps.torch_dump import ORDER_FILE, TREE_FILE, WEIGHTS_FOLDER
+from ..dumps.torch_dump import ORDER_FILE, REPLAY_PREFIX, TREE_FILE, WEIGHTS_FOLDER
 from .config import DumpConfig, dump_timestamp
 from .tensors import (
     ANALYZE_HEADER,
@@ -47,6 +47,7 @@ from .tensors import (
 from .writer import DumpWriteError, DumpWriter
 
 ROOT = "root"
+REPLAY_CALLS_SHOWN = 3
 _open_dumpers: set[Dumper] = set()
 _FUNCTIONAL_APIS = (
     "linear", "embedding", "layer_norm", "rms_norm", "group_norm", "normalize", "dropout", "one_hot",
@@ -136,6 +137,7 @@ class _Call:
     node_type: str
     dumped: bool
     kwargs_pending: bool = False
+    replay_pending: bool = False
     rows: list[str] = field(default_factory=list)
     wrote: bool = False
 
@@ -172,6 +174,7 @@ class Dumper:
                 "nothing will be dumped",
                 stacklevel=3,
             )
+        self.rank = None if device.type == "cpu" else device.index
         self.root_dir, self.dir = claim_process_dir(config.dump_path, device_folder(device), timestamp)
         self.writer = DumpWriter(config.writer_queue_mb << 20)
         api_mode = "api" in config.mode and not config.dump_last_logits
@@ -186,6 +189,9 @@ class Dumper:
         self._order: dict[int, list[str]] = {}
         self._last_output: tuple[_Call, Any] | None = None
         self._closed = False
+        self.replayed = 0
+        self.replay_skips: dict[str, list[str]] = {}
+        """Module calls not replayed on golden's inputs (``token T folder``), by reason."""
         _open_dumpers.add(self)
         if config.dump_weight:
             self._dump_weights()
@@ -193,6 +199,8 @@ class Dumper:
     # ----- events from the hooks -------------------------------------------------------------
     def on_pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
         """Before ``module.forward``; ``kwargs`` None means they are only known after (global hooks)."""
+        if getattr(self._local, "replaying", False):
+            return
         stack = self._stack()
         if not stack:
             if module is not self.root or self._closed or os.getpid() != self.pid:
@@ -213,9 +221,23 @@ class Dumper:
         if dumped and config.save_inputs:
             call.kwargs_pending = kwargs is None
             self._dump(call, input_leaves(args, kwargs))
+        if dumped and config.golden_inputs is not None:
+            if kwargs is None:
+                call.replay_pending = True
+            else:
+                self._replay(call, args, kwargs)
+
+    def on_call_kwargs(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The keyword arguments of the call ``on_pre`` saw without them (global hooks): replay it."""
+        stack = self._stack()
+        if stack and stack[-1].module is module and stack[-1].replay_pending:
+            stack[-1].replay_pending = False
+            self._replay(stack[-1], args, kwargs)
 
     def on_post(self, module: nn.Module, kwargs: dict[str, Any], output: Any) -> None:
         """After ``module.forward`` (also after it raised, then ``output`` is None)."""
+        if getattr(self._local, "replaying", False):
+            return
         stack = self._stack()
         if os.getpid() != self.pid or not any(call.module is module for call in stack):
             return
@@ -223,6 +245,8 @@ class Dumper:
             stack.pop()
         call = stack.pop()
         if call.dumped:
+            if call.replay_pending:
+                self._skip_replay(call, "its keyword arguments were not seen before it ran")
             if call.kwargs_pending:
                 self._dump(call, input_leaves((), kwargs))
             if self.config.save_outputs:
@@ -251,6 +275,29 @@ class Dumper:
                 self._dump(call, output_leaves(output))
             self._finish(call)
         return output
+
+    def _replay(self, call: _Call, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Run ``call``'s module on golden's inputs and queue ``replay_output*.pth``; a call that
+        cannot be replayed is noted in ``replay_skips``, the model's forward goes on regardless."""
+        from .replay import ReplaySkipped, replay_call
+
+        self._local.replaying = True
+        self.busy = True
+        try:
+            golden = self.config.golden_inputs.of_call(self.rank, self._token, call.folder)
+            output = replay_call(call.module, golden, args, kwargs, first_call=self._token == 0)
+            leaves = [(f"{REPLAY_PREFIX}{stem}", tensor) for stem, tensor in output_leaves(output)]
+            folder = self.dir / str(self._token) / call.folder
+            for (stem, _), copy in zip(leaves, host_copies([t for _, t in leaves]), strict=True):
+                self.writer.save_tensor(str(folder / f"{stem}.pth"), copy)
+            self.replayed += 1
+        except ReplaySkipped as skipped:
+            self._skip_replay(call, str(skipped))
+        except Exception as error:
+            self._skip_replay(call, repr(error))
+        finally:
+            self._local.replaying = False
+            self.busy = False
 
     # ----- tokens ----------------------------------------------------------------------------
     def _begin_token(self) -> None:
@@ -381,18 +428,43 @@ class Dumper:
         _open_dumpers.discard(self)
         self.flush()
         self.writer.close()
+        self._report_replay()
         error = self.writer.take_errors()
         if error is not None:
             raise error
 
+    def _skip_replay(self, call: _Call, reason: str) -> None:
+        self.replay_skips.setdefault(reason, []).append(f"token {self._token} {call.folder}")
+
+    def _report_replay(self) -> None:
+        """One warning for the module calls not replayed (their verdict falls back to propagation)."""
+        if not self.replay_skips:
+            return
+        lines = []
+        for reason, calls in self.replay_skips.items():
+            shown = ", ".join(calls[:REPLAY_CALLS_SHOWN]) + (
+                ", ..." if len(calls) > REPLAY_CALLS_SHOWN else ""
+            )
+            lines.append(f"{len(calls)} calls: {reason} ({shown})")
+        skipped = sum(len(calls) for calls in self.replay_skips.values())
+        warnings.warn(
+            f"replay {self.dir}: {self.replayed} module calls replayed on golden's inputs, {skipped} not:\n  "
+            + "\n  ".join(lines),
+            stacklevel=3,
+        )
+
 
 def close_open_dumpers() -> None:
-    """At interpreter exit: finish every dump still open; failures are reported on stderr."""
+    """At interpreter exit: finish every dump still open; failures and warnings go to stderr."""
     for dumper in list(_open_dumpers):
-        try:
-            dumper.close()
-        except DumpWriteError as error:
-            print(f"llmprec: dump {dumper.dir}: {error}", file=sys.stderr)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                dumper.close()
+            except DumpWriteError as error:
+                print(f"llmprec: dump {dumper.dir}: {error}", file=sys.stderr)
+        for warning in caught:
+            print(f"llmprec: {warning.message}", file=sys.stderr)
 
 
 atexit.register(close_open_dumpers)

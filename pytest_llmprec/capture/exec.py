@@ -36,6 +36,7 @@ examples:
   llmprec dump --exec "python run.py --prompt hi" -o dumps --tokens 0-3
   llmprec dump --exec "python run.py" --select "root.model.layers.0*" --tensor-part 1
   llmprec dump --exec "torchrun --nproc-per-node 2 run.py" --last-logits --tokens 0-31
+  llmprec dump --exec "python run.py --dtype bf16" -o my --tokens 0-3 --replay golden/msit_dump_X
 """
 
 
@@ -80,6 +81,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--seed", type=int, metavar="N", help="call seed_all(N) when the program imports torch"
     )
+    parser.add_argument(
+        "--replay",
+        metavar="GOLDEN",
+        help="a golden torch dump of the same run: also run each dumped module on golden's inputs "
+        "of that call and save replay_output*.pth (evidence for the local verdict)",
+    )
     parser.set_defaults(handler=run_dump)
     return parser
 
@@ -97,6 +104,7 @@ def dump_settings(args: argparse.Namespace) -> dict[str, object]:
         "layer_name": args.select,
         "analyze": args.analyze,
         "device_id": args.device_id,
+        "replay": None if args.replay is None else os.path.abspath(args.replay),
     }
     DumpConfig(token_range=parse_token_range(args.tokens), **settings)
     settings["seed"] = args.seed

@@ -2,7 +2,9 @@
 
 The root is the first module whose forward is called while no other module's forward is running
 (and whose class name matches ``--root`` if given); it is then dumped exactly as
-``register_hook(root, config)`` would. Top-level calls of other modules are not dumped.
+``register_hook(root, config)`` would. Top-level calls of other modules are not dumped. With
+``--replay`` the root's modules also get pre-hooks that see keyword arguments, which the replay
+needs; the root's first call runs before they exist and is not replayed.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class GlobalCapture:
         if self.dumper is None and (self._root_pattern is None or self._root_pattern.fullmatch(class_name)):
             self.dumper = Dumper(module, self.config, self.timestamp)
             print(f"llmprec dump: dumping {class_name} to {self.dumper.dir}", file=sys.stderr)
+            if self.config.golden_inputs is not None:
+                self._hand_over_kwargs(self.dumper)
         elif (self.dumper is None or module is not self.dumper.root) and class_name not in self._skipped:
             self._skipped.add(class_name)
             root = type(self.dumper.root).__name__ if self.dumper else f"--root {self.root_class}"
@@ -73,6 +77,17 @@ class GlobalCapture:
             if self.seen_file is not None:
                 with open(self.seen_file, "a", encoding="utf-8") as handle:
                     handle.write(class_name + "\n")
+
+    @staticmethod
+    def _hand_over_kwargs(dumper: Dumper) -> None:
+        """Per-module pre-hooks that give the dumper each call's keyword arguments before it runs
+        (torch's global pre-hooks do not see them), for the replay; from the root's next call on."""
+
+        def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            dumper.on_call_kwargs(module, args, kwargs)
+
+        for module in dumper.root.modules():
+            module.register_forward_pre_hook(pre_hook, with_kwargs=True)
 
 
 def install_from_environment() -> GlobalCapture:

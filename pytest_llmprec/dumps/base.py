@@ -87,6 +87,9 @@ class Dump:
     records: list[TensorRecord]
     problems: list[DumpProblem] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    replays: dict[tuple[Any, ...], TensorRecord] = field(default_factory=dict)
+    """Outputs of modules replayed on golden's inputs at capture (``replay_output*.pth``), by
+    ``(token, node, output leaf, rank)``; kept apart from ``records``, which are compared."""
 
     def __len__(self) -> int:
         return len(self.records)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DumpFormatError
-from .base import Dump, DumpProblem, natural_key
+from .base import Dump, DumpProblem, TensorRecord, natural_key
 from .layouts import Layout
 from .ordering import Row, as_number, build_records, rank_sort_key, token_sort_key
 from .walk import SafeWalker, scan
@@ -25,6 +25,8 @@ ORDER_FILE = "execution_order.json"
 STATISTICS_FILE = "statistics.csv"
 WEIGHTS_FOLDER = "weights"
 WEIGHTS_TOKEN = "weights"
+REPLAY_PREFIX = "replay_"
+"""Files ``replay_output*.pth``: the module's output when run on golden's inputs (capture/replay.py)."""
 
 _DEVICE_FOLDER = re.compile(r"(?:(?:npu|cuda)(\d+)|cpu)_\d+")
 _V1_DEVICE_FOLDER = re.compile(r"\d+_(?:npu|cuda)(\d+)")
@@ -166,6 +168,7 @@ class _TorchIndexer:
         self.model_trees: dict[int | None, str] = {}
         self.processes: dict[str, dict[str, Any]] = {}
         self.statistics: dict[tuple[int | str, str, int | None], str] = {}
+        self.replays: dict[tuple[Any, ...], TensorRecord] = {}
 
     def run(self) -> Dump:
         location = self.location
@@ -187,7 +190,8 @@ class _TorchIndexer:
         if location.token is not None:
             number = as_number(location.token)
             info["pinned_token"] = location.token if number is None else number
-        return Dump("torch", Path(location.root), build_records(self.rows), self.problems, info)
+        records = build_records(self.rows)
+        return Dump("torch", Path(location.root), records, self.problems, info, self.replays)
 
     def _device(self, folder: str) -> None:
         rank = _device_rank(os.path.basename(folder))[1]
@@ -246,6 +250,8 @@ class _TorchIndexer:
             node_type = types.get(node, "")
             _, files = self.walker.listdir(module.path)
             for entry in files:
+                if entry.name.startswith(REPLAY_PREFIX) and self._replay(entry, token, node, node_type, rank):
+                    continue
                 leaf = _parse_leaf(entry.name)
                 if leaf is None:
                     if entry.name == STATISTICS_FILE:
@@ -269,6 +275,15 @@ class _TorchIndexer:
                         None,
                     )
                 )
+
+    def _replay(self, entry: os.DirEntry, token: int, node: str, node_type: str, rank: int | None) -> bool:
+        """Index ``replay_output*.pth``; False for other names (reported as stray files)."""
+        leaf = _parse_leaf(entry.name[len(REPLAY_PREFIX) :])
+        if leaf is None or leaf[1] != "output":
+            return False
+        record = TensorRecord(entry.path, token, node, leaf[0], "replay", node_type=node_type, rank=rank)
+        self.replays[(token, node, leaf[0], rank)] = record
+        return True
 
     def _weights(self, folder: str, rank: int | None) -> None:
         token_key = token_sort_key(WEIGHTS_TOKEN)

@@ -117,7 +117,7 @@ def _fields(record: TensorRecord) -> dict[str, Any]:
 def statistics_view(dump: Dump) -> Dump:
     """The dump's statistics as a dump of ``StatsRecord`` (same kind, root and info)."""
     records, problems = _torch_view(dump) if dump.kind == "torch" else _atb_view(dump)
-    return Dump(dump.kind, dump.root, list(records), problems, dict(dump.info))
+    return Dump(dump.kind, dump.root, list(records), problems, dict(dump.info), dict(dump.replays))
 
 
 class StatsMatcher:

@@ -292,7 +292,7 @@ class Comparison:
         """The local gate when the settings judge introduced error (or ``force``), else None."""
         if self._gate is None and (force or self.settings.judges_locally):
             my = self.dump("my")
-            replays = {(r.token, r.node, r.leaf): r for r in my.records if r.role == "replay"} if my else {}
+            replays = my.replays if my else {}
             self._gate = LocalGate(self.match().pairs, self.settings.max_introduced, replays)
         return self._gate
 

@@ -35,7 +35,7 @@ class LocalGate:
     ) -> None:
         self.max_introduced = max_introduced
         self.replays = replays or {}
-        """My dump's replay outputs by (token, node, leaf) (``Dump.replays``)."""
+        """My dump's replay outputs by (token, node, leaf, rank) (``Dump.replays``)."""
         self._tokens: dict[Any, list[Pair]] = {}
         for pair in pairs:
             self._tokens.setdefault(pair.token, []).append(pair)
@@ -83,7 +83,7 @@ class LocalGate:
         """The distance of ``evaluated``'s replay output to golden's output, or None (no replay, or one
         that cannot be used: the pair keeps the propagation estimate, and its note says why)."""
         pair = evaluated.pair
-        replay = self.replays.get((pair.my.token, pair.my.node, pair.my.leaf))
+        replay = self.replays.get((pair.my.token, pair.my.node, pair.my.leaf, pair.my.rank))
         if replay is None or pair.golden.role != "output":
             return None
         try:

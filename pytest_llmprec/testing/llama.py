@@ -143,12 +143,14 @@ def run_tokens(model: nn.Module, ids: torch.Tensor, prompt_length: int) -> torch
     return out.logits
 
 
-def dump_tokens(model: nn.Module, ids: torch.Tensor, prompt_length: int, folder) -> Path:
-    """``run_tokens`` under ``register_hook``, every token dumped into ``folder``; the dump root."""
+def dump_tokens(model: nn.Module, ids: torch.Tensor, prompt_length: int, folder, replay=None) -> Path:
+    """``run_tokens`` under ``register_hook``, every token dumped into ``folder``; the dump root.
+    ``replay``: a golden dump whose inputs each module is also run on (``DumpConfig(replay=)``)."""
     from ..capture import DumpConfig, register_hook
 
     tokens = list(range(ids.shape[1] - prompt_length + 1))
-    with register_hook(model, DumpConfig(dump_path=folder, token_range=tokens)) as handle:
+    config = DumpConfig(dump_path=folder, token_range=tokens, replay=replay)
+    with register_hook(model, config) as handle:
         run_tokens(model, ids, prompt_length)
     return Path(handle.root_dir)
 

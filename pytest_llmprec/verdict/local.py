@@ -5,7 +5,8 @@ A node passes when ``introduced <= max(limit, resolution * expected)``: ``limit`
 per-node limit (``LOCAL_LIMITS``, or the user's ``max_introduced``), and ``resolution`` is how
 finely the estimate can tell a node's own error from the error it passes on — none for values
 carried unchanged, a third of the inherited error through an operator (whose gain is known to about
-5%), half of it through code inside a module (attention maths, residual adds). docs/verdict.md.
+5%), half of it through code inside a module (attention maths, residual adds) and of what a replayed
+module's children add. docs/verdict.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from .observations import FLOAT, MASK, Observation
 from .propagation import Estimate, estimate_token
+from .replay import replay_estimates
 
 LOCAL_LIMITS = {
     "torch.float64": 1e-8,
@@ -30,7 +32,7 @@ LOCAL_LIMITS = {
 distance, a few roundings of the dtype (an honest bf16 operator adds 0.1-0.7%, measured in
 benchmarks/bench_verdict.py)."""
 
-RESOLUTION = {"leaf": 1 / 3, "inline": 0.5}
+RESOLUTION = {"leaf": 1 / 3, "inline": 0.5, "replay": 0.5}
 """Share of the expected error below which an introduced error is not told apart from how the node
 passes its inputs' error on, by evidence kind (carried values, weights: 0)."""
 
@@ -84,14 +86,10 @@ def judge_token(
 ) -> dict[str, LocalVerdict]:
     """The local verdict of every observation of one token, by pair key. ``replayed`` holds, by pair
     key, the distance of my module's output when replayed on golden's inputs at capture (the exact
-    introduced error), which replaces the propagation estimate of that output."""
+    introduced error of its subtree), which replaces the propagation estimate of that output."""
     estimates = estimate_token(observations)
-    for observation in observations:
-        if replayed and observation.key in replayed:
-            detail = "my module run on golden's inputs at capture, against golden's output"
-            estimates[observation.key] = Estimate(
-                replayed[observation.key], 0.0, observation.node, "replay", detail
-            )
+    if replayed:
+        estimates.update(replay_estimates(observations, estimates, replayed))
     verdicts = {}
     for observation in observations:
         verdicts[observation.key] = _judge(observation, estimates[observation.key], max_introduced)

@@ -67,7 +67,7 @@ def _quadrature_top2(errors: Sequence[float]) -> float:
     return math.sqrt(sum(e * e for e in largest))
 
 
-class _Tree:
+class ModuleTree:
     """The module tree of one token's observations: parents, children, inputs and outputs."""
 
     def __init__(self, observations: Sequence[Observation]) -> None:
@@ -105,7 +105,7 @@ def estimate_token(observations: Sequence[Observation]) -> dict[str, Estimate]:
     """The introduced error of every observation of one token (keyed by pair key); observations
     in any order (the golden execution order is used)."""
     ordered = sorted(observations, key=lambda o: o.order)
-    tree = _Tree(ordered)
+    tree = ModuleTree(ordered)
     producers: dict[tuple, Observation] = {}
     for observation in ordered:
         if observation.role == "output":
@@ -130,7 +130,7 @@ def estimate_token(observations: Sequence[Observation]) -> dict[str, Estimate]:
 
 def _raw_expected(
     observation: Observation,
-    tree: _Tree,
+    tree: ModuleTree,
     producers: dict[tuple, Observation],
     inline_values: dict[str | None, list[Observation]],
 ) -> tuple[float, str, str, str]:
@@ -162,7 +162,7 @@ def _raw_expected(
 def _inline(
     observation: Observation,
     owner: str | None,
-    tree: _Tree,
+    tree: ModuleTree,
     inline_values: dict[str | None, list[Observation]],
 ) -> tuple[float, str, str, str]:
     """A value computed in ``owner``'s own code: explained by its two largest candidate sources. A

@@ -161,7 +161,7 @@ def gate_with_replay(tmp_path, replay: torch.Tensor, my: dict):
     torch.save(replay, path)
     comparison = Comparison(CompareSettings(golden=g, my=m, report_dir=tmp_path / "r"))
     record = TensorRecord(str(path), 0, "root.a", "output", role="replay")
-    comparison.local_gate().replays[(0, "root.a", "output")] = record  # as Dump.replays indexes it
+    comparison.local_gate().replays[(0, "root.a", "output", None)] = record  # as Dump.replays indexes it
     return comparison, {d.pair.key: d for d in comparison.evaluations()}
 
 

@@ -3,6 +3,7 @@ planted porting defect fails at its own module with few failing pairs (benchmark
 runs the same scenarios at full size)."""
 
 import re
+import warnings
 
 import pytest
 import torch
@@ -40,13 +41,19 @@ def dumps(tmp_path_factory):
     ids = greedy_ids(golden, prompt(golden, PROMPT), new_tokens=DECODE)
     made = {"golden": dump_tokens(golden, ids, PROMPT, folder / "golden")}
 
-    def my(scenario):
-        if scenario not in made:
+    def my(scenario, replay=False):
+        """The dump of the bf16 port with ``scenario``; ``replay``: with golden-input replays."""
+        name = f"{scenario}-replay" if replay else scenario
+        if name not in made:
             model = port(golden, torch.bfloat16, keep_rotary=scenario != "rotary_bf16")
             if scenario in DEFECTS and scenario != "rotary_bf16":
                 plant(model, scenario, layer=DEFECT_LAYER)
-            made[scenario] = dump_tokens(model, ids, PROMPT, folder / scenario)
-        return made[scenario]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the calls on a key/value cache not replayed
+                made[name] = dump_tokens(
+                    model, ids, PROMPT, folder / name, made["golden"] if replay else None
+                )
+        return made[name]
 
     my.golden_model = golden
     return made["golden"], my, folder
@@ -61,18 +68,22 @@ def run(golden, my, folder, **settings):
     return evaluated, list(comparison.rows.ordered())
 
 
-def test_an_honest_bf16_port_passes(dumps):
+@pytest.mark.parametrize("replay", [False, True], ids=["dumps", "with-replay"])
+def test_an_honest_bf16_port_passes(dumps, replay):
     golden, my, folder = dumps
-    evaluated, rows = run(golden, my("honest"), folder)
+    evaluated, rows = run(golden, my("honest", replay), folder)
     assert [e.pair.key for e in evaluated if not e.passed] == []
     assert {row["local_verdict"] for row in rows} == {"passed"}
     assert max(row["introduced_red"] for row in rows if row["introduced_red"] != "") < 0.01
+    replayed = [row for row in rows if row["evidence"].startswith("replay")]
+    assert (len(replayed) > 100) == replay
 
 
+@pytest.mark.parametrize("replay", [False, True], ids=["dumps", "with-replay"])
 @pytest.mark.parametrize("defect", [d for d in DEFECTS if d != "int8_down_proj"])
-def test_each_defect_fails_at_its_own_module_and_few_pairs_fail(dumps, defect):
+def test_each_defect_fails_at_its_own_module_and_few_pairs_fail(dumps, defect, replay):
     golden, my, folder = dumps
-    evaluated, rows = run(golden, my(defect), folder)
+    evaluated, rows = run(golden, my(defect, replay), folder)
     failing = [e for e in evaluated if not e.passed]
     first = first_divergence(rows)
     assert first is not None, f"{defect}: nothing failed"

@@ -186,3 +186,50 @@ def test_limits_per_dtype_and_the_override():
     assert limit_for("torch.float16", 0.5) == (0.5, "max_introduced setting")
     with pytest.raises(ValueError, match=r"no local limit for torch\.complex64"):
         limit_for("torch.complex64")
+
+
+def attention_with_replays():
+    """``root.attn`` (children q, o) with accumulated errors far above what either adds itself."""
+    token = Token()
+    token.add("root.attn.q", "input_0", "input", 0.05, "x")
+    token.add("root.attn.q", "output", "output", 0.05, "q")
+    token.add("root.attn.o", "input_0", "input", 0.05, "scores")
+    token.add("root.attn.o", "output", "output", 0.05, "o")
+    token.add("root.attn", "input_0", "input", 0.05, "x")
+    token.add("root.attn", "output", "output", 0.05, "o")
+    return token
+
+
+def test_a_leaf_replay_is_its_own_error():
+    token = attention_with_replays()
+    verdicts = judge_token(token.observations, replayed={"token0/root.attn.q/output": 0.004})
+    estimate = verdicts["token0/root.attn.q/output"].estimate
+    assert (estimate.introduced, estimate.expected, estimate.evidence) == (0.004, 0.0, "replay")
+    assert verdicts["token0/root.attn.q/output"].passed
+    failing = judge_token(token.observations, replayed={"token0/root.attn.q/output": 0.02})
+    assert not failing["token0/root.attn.q/output"].passed
+
+
+@given(st.floats(0.0, 0.008), st.floats(0.0, 0.008), st.floats(0.0, 0.2))
+def test_a_composite_replay_charges_its_own_code_with_what_its_children_do_not_explain(q, o, own):
+    token = attention_with_replays()
+    children = math.hypot(q, o)
+    total = math.hypot(children, own)
+    replayed = {
+        "token0/root.attn.q/output": q,
+        "token0/root.attn.o/output": o,
+        "token0/root.attn/output": total,
+    }
+    verdict = judge_token(token.observations, replayed=replayed)["token0/root.attn/output"]
+    assert verdict.estimate.expected == pytest.approx(children)
+    assert verdict.estimate.introduced == pytest.approx(own, abs=1e-9)
+    assert verdict.estimate.owner == "root.attn"
+    assert verdict.passed == (verdict.estimate.introduced <= max(LOCAL_LIMITS[BF16], children / 2))
+
+
+def test_a_child_without_replay_counts_with_its_estimate():
+    token = attention_with_replays()
+    replayed = {"token0/root.attn/output": 0.05}  # the children's accumulated 0.05 is all inherited
+    verdict = judge_token(token.observations, replayed=replayed)["token0/root.attn/output"]
+    assert verdict.estimate.expected == 0.0  # their estimates: they introduce nothing
+    assert verdict.estimate.introduced == 0.05 and not verdict.passed
