@@ -17,24 +17,14 @@ from dataclasses import dataclass, replace
 
 from .names import KEYWORD_OF, METRICS, THRESHOLD_KEYWORDS
 
-_RANGES = {
+_BOUNDED = {
     "cosine_similarity": (-1.0, 1.0),
+    "sqnr_db": (-math.inf, math.inf),
     "rel_err_ratio_0_001": (0.0, 1.0),
     "rel_err_ratio_0_005": (0.0, 1.0),
     "tolerance_pass_rate": (0.0, 1.0),
-    **{
-        metric: (0.0, math.inf)
-        for metric in (
-            "max_relative_error",
-            "mean_relative_error",
-            "max_absolute_error",
-            "mean_absolute_error",
-            "kl_divergence",
-            "relative_euclidean_distance",
-            "max_ulp_error",
-        )
-    },
 }
+_RANGES = {metric: _BOUNDED.get(metric, (0.0, math.inf)) for metric in METRICS}
 """The values each metric can take; a threshold outside them is a mistake (``min_cos=2``)."""
 
 

@@ -142,9 +142,7 @@ def _raw_expected(
     carried = source is not None and source is not observation and source.order < observation.order
     if observation.role == "input":
         if carried:
-            if source.my_print == observation.my_print:
-                return source.error, parent or node, "carried", f"carried from {source.key}"
-            return source.error, parent or node, "wiring", f"golden's is {source.key}, my side's is not"
+            return _carried(observation, source, parent or node)
         return _inline(observation, parent, tree, inline_values)
     if not tree.children.get(node):
         inputs = tree.inputs(node)
@@ -153,10 +151,16 @@ def _raw_expected(
         worst = max(inputs, key=lambda o: o.error)
         return worst.error, node, "leaf", f"inherited {worst.error:.3g} at {worst.leaf}"
     if carried and tree.within(source, node):
-        if source.my_print == observation.my_print:
-            return source.error, node, "carried", f"carried from {source.key}"
-        return source.error, node, "wiring", f"golden's is {source.key}, my side's is not"
+        return _carried(observation, source, node)
     return _inline(observation, node, tree, inline_values)
+
+
+def _carried(observation: Observation, source: Observation, owner: str) -> tuple[float, str, str, str]:
+    """A value golden carries unchanged from ``source``: carried on my side too, or wired to
+    something else by ``owner``."""
+    if source.my_print == observation.my_print:
+        return source.error, owner, "carried", f"carried from {source.key}"
+    return source.error, owner, "wiring", f"golden's is {source.key}, my side's is not"
 
 
 def _inline(
