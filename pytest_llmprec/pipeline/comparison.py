@@ -24,6 +24,7 @@ from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
 from .local_gate import LocalGate
+from .references import CASE_KINDS, References
 from .row_store import RowStore
 from .settings import CompareSettings
 
@@ -291,9 +292,13 @@ class Comparison:
     def local_gate(self, force: bool = False) -> LocalGate | None:
         """The local gate when the settings judge introduced error (or ``force``), else None."""
         if self._gate is None and (force or self.settings.judges_locally):
-            my = self.dump("my")
+            golden, my = self.dump("golden"), self.dump("my")
+            pairs = self.match().pairs
             replays = my.replays if my else {}
-            self._gate = LocalGate(self.match().pairs, self.settings.max_introduced, replays)
+            references = (
+                References(golden, pairs) if golden is not None and golden.kind in CASE_KINDS else None
+            )
+            self._gate = LocalGate(pairs, self.settings.max_introduced, replays, references)
         return self._gate
 
     def evaluated(self, pairs: Iterable[Any], marker: Layer | None = None) -> Iterator[Any]:
@@ -365,9 +370,10 @@ class Comparison:
 
             rows = list(self.rows.ordered()) + self._logits.problem_rows()
             return summary_lines(rows, [str(path) for path in report_paths]) if rows else []
-        gate_notes = self._gate.notes[:NOTES_SHOWN] if self._gate is not None else []
-        if self._gate is not None and len(self._gate.notes) > NOTES_SHOWN:
-            gate_notes.append(f"... and {len(self._gate.notes) - NOTES_SHOWN} more replays not used")
+        all_notes = self._gate.all_notes() if self._gate is not None else []
+        gate_notes = all_notes[:NOTES_SHOWN]
+        if len(all_notes) > NOTES_SHOWN:
+            gate_notes.append(f"... and {len(all_notes) - NOTES_SHOWN} more replays or references not used")
         lines = reports.summary(self.rows, self.matched(), self._dumps, report_paths, gate_notes)
         return lines + self.notes if lines else list(self.notes)
 

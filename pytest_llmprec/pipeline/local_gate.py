@@ -22,6 +22,13 @@ from ..standards.profiles import DEFAULT_SOURCE
 from ..verdict.local import LocalVerdict, judge_token
 from ..verdict.observations import observe
 from .evaluate import EvaluatedPair, read_pair
+from .references import References
+
+INFERRED = ("leaf", "inline", "unknown source")
+"""Evidence kinds inferred from accumulated errors, which a reference can check."""
+SUSPECT_SHARE = 0.5
+"""An inferred introduced error above this share of its allowed limit is checked against the
+operator reference where golden's node has one (the reference then judges it)."""
 
 
 class LocalGate:
@@ -32,8 +39,11 @@ class LocalGate:
         pairs: Iterable[Pair],
         max_introduced: float | None = None,
         replays: Mapping[tuple[Any, str, str], TensorRecord] | None = None,
+        references: References | None = None,
     ) -> None:
         self.max_introduced = max_introduced
+        self.references = references
+        """Golden's operators on my inputs (``references.References``), or None."""
         self.replays = replays or {}
         """My dump's replay outputs by (token, node, leaf, rank) (``Dump.replays``)."""
         self._tokens: dict[Any, list[Pair]] = {}
@@ -45,6 +55,10 @@ class LocalGate:
         """Replays that could not be used, one line each."""
         self.context: dict[str, EvaluatedPair] = {}
         """Evaluations made for a token's judgement, waiting for their own items."""
+
+    def all_notes(self) -> list[str]:
+        """The replays and references that could not be used, one line each."""
+        return self.notes + (self.references.notes if self.references is not None else [])
 
     def judged(
         self, done: EvaluatedPair, evaluate_all: Callable[[Sequence[Pair]], Iterable[EvaluatedPair]]
@@ -76,8 +90,35 @@ class LocalGate:
             if distance is not None:
                 replayed[evaluated.pair.key] = distance
         observations = [observe(e.pair, e.result) for e in judged]
-        self._verdicts.update(judge_token(observations, self.max_introduced, replayed))
+        verdicts = judge_token(observations, self.max_introduced, replayed)
+        referenced = self._referenced(judged, verdicts)
+        if referenced:
+            verdicts = judge_token(observations, self.max_introduced, replayed, referenced)
+        self._verdicts.update(verdicts)
         self._judged.add(token)
+
+    def _referenced(
+        self, judged: Sequence[EvaluatedPair], verdicts: Mapping[str, LocalVerdict]
+    ) -> dict[str, float]:
+        """Reference distances of the outputs whose estimate is suspect: an inference from the
+        dumps (not a replay, not exact) above ``SUSPECT_SHARE`` of what it is allowed."""
+        if self.references is None:
+            return {}
+        referenced = {}
+        for evaluated in judged:
+            verdict = verdicts.get(evaluated.pair.key)
+            estimate = verdict.estimate if verdict is not None else None
+            if (
+                estimate is None
+                or estimate.evidence not in INFERRED
+                or evaluated.pair.golden.role != "output"
+            ):
+                continue
+            if estimate.introduced > SUSPECT_SHARE * verdict.limit:
+                distance = self.references.distance(evaluated.pair)
+                if distance is not None:
+                    referenced[evaluated.pair.key] = distance
+        return referenced
 
     def _replayed(self, evaluated: EvaluatedPair) -> float | None:
         """The distance of ``evaluated``'s replay output to golden's output, or None (no replay, or one

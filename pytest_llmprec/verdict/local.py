@@ -32,6 +32,8 @@ LOCAL_LIMITS = {
 distance, a few roundings of the dtype (an honest bf16 operator adds 0.1-0.7%, measured in
 benchmarks/bench_verdict.py)."""
 
+REFERENCE_DETAIL = "golden's operator (opcheck reference, float64) on my inputs, against my output"
+
 RESOLUTION = {"leaf": 1 / 3, "inline": 0.5, "replay": 0.5}
 """Share of the expected error below which an introduced error is not told apart from how the node
 passes its inputs' error on, by evidence kind (carried values, weights: 0)."""
@@ -83,11 +85,19 @@ def judge_token(
     observations: Sequence[Observation],
     max_introduced: float | None = None,
     replayed: Mapping[str, float] | None = None,
+    referenced: Mapping[str, float] | None = None,
 ) -> dict[str, LocalVerdict]:
     """The local verdict of every observation of one token, by pair key. ``replayed`` holds, by pair
     key, the distance of my module's output when replayed on golden's inputs at capture (the exact
-    introduced error of its subtree), which replaces the propagation estimate of that output."""
+    introduced error of its subtree), which replaces the propagation estimate of that output;
+    ``referenced`` the distance of my output to golden's operator applied to my inputs (the error
+    my operator adds), which replaces it where there is no replay."""
     estimates = estimate_token(observations)
+    for observation in observations:
+        if referenced and observation.key in referenced:
+            estimates[observation.key] = Estimate(
+                referenced[observation.key], 0.0, observation.node, "reference", REFERENCE_DETAIL
+            )
     if replayed:
         estimates.update(replay_estimates(observations, estimates, replayed))
     verdicts = {}

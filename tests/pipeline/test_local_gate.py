@@ -3,6 +3,7 @@ user thresholds and the baseline still enforced, bad input falling back."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -187,3 +188,42 @@ def test_a_replay_of_another_shape_falls_back_to_propagation_and_says_so(tmp_pat
     notes = [line for line in comparison.summary() if line.startswith("note: token0/root.a/output: replay")]
     assert len(notes) == 1 and "not used" in notes[0]
     comparison.close()
+
+
+def linear_golden(tmp_path, weight: torch.Tensor):
+    """The chain's golden dump with ``root.a`` typed a Linear and ``weight`` in its weights folder."""
+    golden = write_torch_dump(tmp_path / "g", chain())
+    (device,) = golden.glob("torch_tensors/cpu_*")
+    tree = json.loads((device / "model_tree.json").read_text())
+    tree["children"][0]["type"] = "Linear"
+    tree["children"][0]["attributes"] = {"in_features": 16, "out_features": 16}
+    (device / "model_tree.json").write_text(json.dumps(tree))
+    (device / "weights").mkdir()
+    torch.save(weight, device / "weights" / "root.a.weight.pth")
+    return golden
+
+
+@pytest.mark.parametrize("bump", [1.0, 1.01])
+def test_golden_linear_on_my_inputs_judges_a_suspect_output(tmp_path, bump):
+    # golden's root.a is x @ (2 I).T: my output, 1% off, is judged by golden's Linear on my input
+    golden = linear_golden(tmp_path, 2 * torch.eye(16))
+    mine = write_torch_dump(tmp_path / "m", chain(bump_a=bump))
+    comparison = Comparison(CompareSettings(golden=golden, my=mine, report_dir=tmp_path / "r"))
+    row = {d.pair.key: d for d in comparison.evaluations()}["token0/root.a/output"].row
+    comparison.close()
+    if bump == 1.0:  # nothing suspect: the reference is not consulted
+        assert row["evidence"].startswith("leaf:") and row["introduced_red"] == 0
+    else:
+        assert row["evidence"].startswith("reference: golden's operator")
+        assert row["introduced_red"] == pytest.approx(0.01, rel=1e-4) and row["local_verdict"] == "failed"
+
+
+def test_a_reference_that_raises_falls_back_to_propagation_and_says_so(tmp_path):
+    golden = linear_golden(tmp_path, torch.ones(3, 5))  # a weight of the wrong shape
+    mine = write_torch_dump(tmp_path / "m", chain(bump_a=1.01))
+    comparison = Comparison(CompareSettings(golden=golden, my=mine, report_dir=tmp_path / "r"))
+    row = {d.pair.key: d for d in comparison.evaluations()}["token0/root.a/output"].row
+    assert row["evidence"].startswith("leaf:") and row["local_verdict"] == "failed"
+    notes = [line for line in comparison.summary() if "reference not used" in line]
+    comparison.close()
+    assert len(notes) == 1 and notes[0].startswith("note: root.a (token 0): reference not used:")

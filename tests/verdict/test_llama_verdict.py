@@ -119,3 +119,44 @@ def test_the_accumulated_verdict_names_the_rotary_defect_downstream(dumps):
     first = first_divergence(rows)
     assert first is None or not first["pair_key"].startswith(f"token0/{DEFECTIVE_MODULE['rotary_bf16']}/")
     assert "local_verdict" not in rows[0]
+
+
+def test_a_wrong_operator_is_confirmed_by_golden_operator_on_my_inputs(dumps):
+    """The GELU output stands out of its estimate, so it is checked against golden's operator
+    (SiLU, from the opcheck library) applied to my inputs: the reference is the evidence."""
+    golden, my, folder = dumps
+    _, rows = run(golden, my("gelu"), folder)
+    first = first_divergence(rows)
+    assert first["pair_key"] == f"token0/{DEFECTIVE_MODULE['gelu']}/output"
+    assert first["evidence"].startswith("reference: golden's operator")
+    assert first["introduced_red"] > 0.05
+    references = [row for row in rows if row["evidence"].startswith("reference")]
+    assert {row["pair_key"].split("/")[1] for row in references} == {DEFECTIVE_MODULE["gelu"]}
+
+
+def test_golden_weights_make_the_reference_see_a_quantised_weight(dumps, tmp_path):
+    """With golden's weights dumped, golden's Linear on my inputs measures what my int8 down_proj
+    adds — its weight error — without any inherited error."""
+    golden, my, folder = dumps
+    from pytest_llmprec.capture import DumpConfig, register_hook
+    from pytest_llmprec.testing.llama import run_tokens
+
+    model = my.golden_model
+    ids = torch.load(next(golden.glob("torch_tensors/*/0/root/input_0.pth")), weights_only=True)
+    decode_ids = [
+        torch.load(p, weights_only=True)
+        for p in sorted(golden.glob("torch_tensors/*/[1-9]/root/input_0.pth"))
+    ]
+    all_ids = torch.cat([ids, *decode_ids], dim=1)
+    config = DumpConfig(dump_path=tmp_path, token_range=list(range(DECODE + 1)), dump_weight=True)
+    with register_hook(model, config) as handle:
+        run_tokens(model, all_ids, PROMPT)
+    _, rows = run(handle.root_dir, my("int8_down_proj"), folder)
+    module = DEFECTIVE_MODULE["int8_down_proj"]
+    weight = model.model.layers[DEFECT_LAYER].mlp.down_proj.weight.detach().double()
+    quantised = plant(port(model), "int8_down_proj", layer=DEFECT_LAYER)
+    quantised_weight = quantised.model.layers[DEFECT_LAYER].mlp.down_proj.weight.detach().double()
+    weight_error = ((quantised_weight - weight).norm() / weight.norm()).item()
+    row = next(r for r in rows if r["pair_key"] == f"token0/{module}/output")
+    assert row["evidence"].startswith("reference: golden's operator")
+    assert row["introduced_red"] == pytest.approx(weight_error, rel=0.25)
