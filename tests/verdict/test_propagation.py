@@ -196,7 +196,7 @@ def attention_with_replays():
     token.add("root.attn.o", "input_0", "input", 0.05, "scores")
     token.add("root.attn.o", "output", "output", 0.05, "o")
     token.add("root.attn", "input_0", "input", 0.05, "x")
-    token.add("root.attn", "output", "output", 0.05, "o")
+    token.add("root.attn", "output", "output", 0.05, "y")  # computed in root.attn (o + x, say)
     return token
 
 
@@ -233,3 +233,11 @@ def test_a_child_without_replay_counts_with_its_estimate():
     verdict = judge_token(token.observations, replayed=replayed)["token0/root.attn/output"]
     assert verdict.estimate.expected == 0.0  # their estimates: they introduce nothing
     assert verdict.estimate.introduced == 0.05 and not verdict.passed
+
+
+def test_a_composite_output_handed_on_from_a_child_keeps_the_propagation_estimate():
+    token = attention_with_replays()
+    token.add("root", "output", "output", 0.05, "y")  # root returns root.attn's output as it is
+    replayed = {"token0/root/output": 0.05, "token0/root.attn/output": 0.004}
+    estimate = judge_token(token.observations, replayed=replayed)["token0/root/output"].estimate
+    assert (estimate.evidence, estimate.introduced) == ("carried", 0.0)
