@@ -180,6 +180,10 @@ class CaseIndex:
         """Node types without a reference -> how many calls were left out."""
 
     # ----- lookups ----------------------------------------------------------------------------------
+    def records(self, token: int | str, node: str, rank: int | None = None) -> list[TensorRecord]:
+        """The dumped records of one node call (no torch, no operator lookup)."""
+        return self._groups.get((token, node, rank), [])
+
     def case(self, token: int | str, node: str, rank: int | None = None) -> OpCase | None:
         """The case of one node (None: no such node, or its type has no reference)."""
         key = (token, node, rank)

@@ -42,6 +42,9 @@ class References:
         golden = pair.golden
         if golden.role != "output":
             return None
+        records = self.index.records(golden.token, golden.node, golden.rank)
+        if not any(record.role == "input" for record in records):
+            return None  # nothing to apply golden's operator to (and no torch import for it)
         case = self.index.case(golden.token, golden.node, golden.rank)
         if case is None or not case.checkable or golden not in case.outputs:
             return None
