@@ -96,15 +96,20 @@ def entries(dump: Dump) -> list[LogitsEntry]:
             name = (
                 os.path.relpath(record.path, root) if os.path.isdir(root) else os.path.basename(record.path)
             )
-            case = record.node if record.leaf in ("output", "output_0") else f"{record.node}/{record.leaf}"
-            if record.rank is not None:
-                case = f"rank{record.rank}/{case}"
+            case = torch_case(record)
             identity = ("torch", record.rank, record.token, record.node, record.leaf)
             found.append((case, LogitsEntry(case, record.token, name, identity, record)))
     owners: dict[str, set[str]] = defaultdict(set)
     for case, entry in found:
         owners[entry.case].add(case)
     return [entry if len(owners[entry.case]) == 1 else _renamed(entry, case) for case, entry in found]
+
+
+def torch_case(record: TensorRecord) -> str:
+    """The case key of a torch logits record: its node (``root.lm_head``), the file when it is not
+    the node's only output, the rank when the dump has several."""
+    case = record.node if record.leaf in ("output", "output_0") else f"{record.node}/{record.leaf}"
+    return case if record.rank is None else f"rank{record.rank}/{case}"
 
 
 def _renamed(entry: LogitsEntry, case: str) -> LogitsEntry:
@@ -117,6 +122,27 @@ def problems(dump: Dump, side: str) -> list[LogitsProblem]:
         LogitsProblem(side, os.path.basename(problem.path), f"parse_error:{problem.message}")
         for problem in dump.problems
     ]
+
+
+def logits_mode(golden: Dump | None, my: Dump | None, level: str | None = None) -> bool:
+    """Whether two dumps are compared as per-token logits: both logits-like, or a torch dump
+    against an ATB dump at level ``logits`` (``tree_pairs``)."""
+    if golden is None or my is None:
+        return False
+    from . import tree_pairs
+
+    return (logits_like(golden) and logits_like(my)) or tree_pairs.applies(golden, my, level)
+
+
+def logits_pairs(
+    golden: Dump, my: Dump, tokens: frozenset | None = None, level: str | None = None
+) -> list[LogitsPair]:
+    """The pairs of two dumps in ``logits_mode``."""
+    from . import tree_pairs
+
+    if tree_pairs.applies(golden, my, level):
+        return tree_pairs.pair_tree_logits(golden, my, tokens)
+    return pair_logits(golden, my, tokens)
 
 
 def pair_logits(golden: Dump, my: Dump, tokens: frozenset | None = None) -> list[LogitsPair]:
@@ -144,12 +170,12 @@ def pair_logits(golden: Dump, my: Dump, tokens: frozenset | None = None) -> list
     found += [(e.case, e.token, e.file_name, None, e.record) for e in mine.values()]
     found.sort(key=lambda item: (case_sort_key(item[0]), token_sort_key(item[1]), item[2]))
     return [
-        LogitsPair(_item_key(case, token), case, token, name, g, m, order)
+        LogitsPair(item_key(case, token), case, token, name, g, m, order)
         for order, (case, token, name, g, m) in enumerate(found)
     ]
 
 
-def _item_key(case: str, token: int | str) -> str:
+def item_key(case: str, token: int | str) -> str:
     label = f"token{token}" if isinstance(token, int) else str(token)
     return f"{ID_PREFIX}/{case}/{label}"
 

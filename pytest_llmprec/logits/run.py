@@ -19,7 +19,7 @@ from ..errors import DumpFormatError
 from ..report.rows import STAMP_FORMAT
 from . import report
 from .metrics import LogitsMetrics, LogitsThresholds, compare_logits
-from .pairing import LogitsPair, LogitsProblem, pair_logits, problems
+from .pairing import LogitsPair, LogitsProblem, logits_pairs, problems
 from .tokens import NEAR_TIE, ONLY_GOLDEN, ONLY_MY, SAME, classify, outcome, token_verdict
 
 
@@ -47,9 +47,10 @@ class LogitsComparison:
         my: Dump,
         thresholds: LogitsThresholds | None = None,
         tokens: frozenset | None = None,
+        level: str | None = None,
     ) -> None:
         self.thresholds = thresholds or LogitsThresholds()
-        self.pairs = pair_logits(golden, my, tokens)
+        self.pairs = logits_pairs(golden, my, tokens, level)
         self.problems: list[LogitsProblem] = problems(golden, "golden") + problems(my, "my")
         self._metrics: dict[str, tuple[LogitsMetrics | None, str]] = {}
         self._cases: dict[str, list[LogitsPair]] = defaultdict(list)

@@ -339,7 +339,9 @@ DETAIL_ORDER = ("api", "module", "layer")
 def level_links(pair: TreePair, level: str) -> list[NodeLink]:
     """The links of ``level``'s policies; one link per (torch node, location, ATB node, location),
     the first rule that made it kept. A heuristic link stays ``checked`` only where a node has more
-    than one partner (the sizes then tell the right one); a node's only partner is kept as found."""
+    than one partner (the sizes then tell the right one); a node's only partner is kept as found.
+    At ``logits`` no link is checked: a prefill's ``[seq, vocab]`` against the last row an ATB
+    head computes, or a vocab mismatch, is for the logits comparison to judge."""
     seen: set[tuple[int, str, int, str]] = set()
     links = []
     for policy in LEVEL_POLICIES[level]:
@@ -348,6 +350,8 @@ def level_links(pair: TreePair, level: str) -> list[NodeLink]:
             if key not in seen:
                 seen.add(key)
                 links.append(link)
+    if level == "logits":  # the logits' shapes are compared as tokens are (a prefill's rows, the vocab)
+        return [replace(link, checked=False) for link in links]
     partners = Counter(id(link.torch) for link in links) + Counter(-id(link.atb) - 1 for link in links)
     return [
         link

@@ -124,13 +124,14 @@ class Comparison:
         return self._dumps[side]
 
     def logits(self) -> LogitsComparison | None:
-        """The logits comparison when both dumps hold logits (``logits.pairing.logits_like``), else None."""
+        """The logits comparison when the dumps are compared as per-token logits (logits dumps, torch
+        vs ATB at level logits: ``logits.pairing.logits_mode``), else None."""
         if not self._logits_checked:
             self._logits_checked = True
             golden, my = self.dump("golden"), self.dump("my")
-            from ..logits.pairing import logits_like
+            from ..logits.pairing import logits_mode
 
-            if logits_like(golden) and logits_like(my):
+            if logits_mode(golden, my, self.settings.level):
                 from ..logits.metrics import LogitsThresholds
                 from ..logits.run import LogitsComparison
 
@@ -142,7 +143,10 @@ class Comparison:
                 except ValueError as exc:
                     raise SetupError(str(exc)) from None
                 assert golden is not None and my is not None
-                self._logits = LogitsComparison(golden, my, thresholds, self.tokens)
+                try:
+                    self._logits = LogitsComparison(golden, my, thresholds, self.tokens, settings.level)
+                except LlmprecError as exc:
+                    raise SetupError(str(exc)) from None
         return self._logits
 
     def pairs(self) -> list[Pair] | list[LogitsPair]:

@@ -33,3 +33,17 @@ def peaked(seed: int, vocab: int = 2000, margin: float = 2.0) -> torch.Tensor:
 @pytest.fixture
 def peaked_logits():
     return peaked
+
+
+@pytest.fixture(scope="session")
+def golden_model():
+    """A small random-weight Hugging Face Llama, weights x4 (std 0.08): at the default 0.02 init the
+    tiny model's output hardly depends on its input and it generates one token forever."""
+    from pytest_llmprec.testing.llama import build_llama
+
+    model = build_llama(hidden=64, layers=2, heads=4, vocab=512, seed=3)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+                module.weight.mul_(4.0)
+    return model

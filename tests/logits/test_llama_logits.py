@@ -6,26 +6,13 @@ from __future__ import annotations
 
 import csv
 
-import pytest
 import torch
 
 from pytest_llmprec.capture import DumpConfig, LogitsDumper, register_hook
 from pytest_llmprec.cli import main
-from pytest_llmprec.testing.llama import build_llama, greedy_ids, plant, port, prompt
+from pytest_llmprec.testing.llama import greedy_ids, plant, port, prompt
 
 PROMPT, NEW = 8, 10
-
-
-@pytest.fixture(scope="module")
-def golden_model():
-    """Weights x4 (std 0.08): at the default 0.02 init the tiny model's output hardly depends on its
-    input and it generates one token forever."""
-    model = build_llama(hidden=64, layers=2, heads=4, vocab=512, seed=3)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
-                module.weight.mul_(4.0)
-    return model
 
 
 def _generate(model, folder, case=0):
