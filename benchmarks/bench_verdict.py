@@ -52,6 +52,9 @@ def defective_module(defect: str, layer: int) -> str | None:
         "unscaled_attention": f"root.model.layers.{layer}.self_attn",
         "int8_down_proj": f"root.model.layers.{layer}.mlp.down_proj",
         "swapped_gate_up": f"root.model.layers.{layer}.mlp",
+        "rotary_theta": "root.model.rotary_emb",
+        "head_order": f"root.model.layers.{layer}.self_attn.o_proj",
+        "attention_output_scaled": f"root.model.layers.{layer}.self_attn",
     }[defect]
 
 

@@ -21,12 +21,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-DEFECTS = ("rotary_bf16", "norm_scale", "gelu", "unscaled_attention", "int8_down_proj", "swapped_gate_up")
+DEFECTS = (
+    "rotary_bf16",
+    "norm_scale",
+    "gelu",
+    "unscaled_attention",
+    "int8_down_proj",
+    "swapped_gate_up",
+    "rotary_theta",
+    "head_order",
+    "attention_output_scaled",
+)
 """Porting defects ``plant`` knows: rotary ``inv_freq`` rounded to bfloat16 (what a plain
 ``model.to(torch.bfloat16)`` does), a norm weight x 1.05, SiLU replaced by GELU(tanh), attention
 scores not scaled by 1/sqrt(head_dim), the MLP's down projection fake-quantised to int8 with one
-scale per tensor, and the MLP's gate and up projections wired the wrong way round (every operator
-right, the module wrong)."""
+scale per tensor, the MLP's gate and up projections wired the wrong way round (every operator
+right, the module wrong), the rotary base mis-configured (500,000 for 10,000: model-wide), the
+output projection's columns of two attention heads swapped (weights loaded in the wrong head
+order), and the attention block's output scaled by 0.9 after its output projection (a residual
+multiplier the model does not have: every operator right, the module wrong)."""
+ROTARY_BASE = 500_000.0
+OUTPUT_SCALE = 0.9
 
 
 def build_llama(
@@ -94,6 +109,11 @@ def plant(model: nn.Module, defect: str, layer: int = 0) -> nn.Module:
         "unscaled_attention": lambda: setattr(_decoder_layer(model, layer).self_attn, "scaling", 1.0),
         "int8_down_proj": lambda: _quantise(_decoder_layer(model, layer).mlp.down_proj),
         "swapped_gate_up": lambda: _rewire(_decoder_layer(model, layer).mlp),
+        "rotary_theta": lambda: _rebase_rotary(model),
+        "head_order": lambda: _swap_heads(model, _decoder_layer(model, layer).self_attn.o_proj),
+        "attention_output_scaled": lambda: _decoder_layer(model, layer).self_attn.register_forward_hook(
+            _scaled_output
+        ),
     }
     if defect not in changes:
         raise ValueError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
@@ -105,6 +125,28 @@ def _round_rotary(model: nn.Module) -> None:
     for module in model.modules():
         if hasattr(module, "inv_freq"):
             module.inv_freq = module.inv_freq.to(torch.bfloat16).to(module.inv_freq.dtype)
+
+
+def _rebase_rotary(model: nn.Module) -> None:
+    for module in model.modules():
+        if hasattr(module, "inv_freq"):
+            dim = 2 * module.inv_freq.numel()
+            exponents = torch.arange(0, dim, 2, dtype=torch.float32) / dim
+            module.inv_freq = (1.0 / ROTARY_BASE**exponents).to(module.inv_freq)
+
+
+def _swap_heads(model: nn.Module, linear: nn.Module) -> None:
+    head_dim = (
+        getattr(model.config, "head_dim", None)
+        or model.config.hidden_size // model.config.num_attention_heads
+    )
+    weight = linear.weight.data
+    first, second = weight[:, :head_dim].clone(), weight[:, head_dim : 2 * head_dim].clone()
+    weight[:, :head_dim], weight[:, head_dim : 2 * head_dim] = second, first
+
+
+def _scaled_output(_module: nn.Module, _inputs: object, output: tuple) -> tuple:
+    return (output[0] * OUTPUT_SCALE, *output[1:])
 
 
 def _quantise(linear: nn.Module) -> None:

@@ -31,6 +31,9 @@ DEFECTIVE_MODULE = {
     "unscaled_attention": f"root.model.layers.{DEFECT_LAYER}.self_attn",
     "int8_down_proj": f"root.model.layers.{DEFECT_LAYER}.mlp.down_proj",
     "swapped_gate_up": f"root.model.layers.{DEFECT_LAYER}.mlp",
+    "rotary_theta": "root.model.rotary_emb",
+    "head_order": f"root.model.layers.{DEFECT_LAYER}.self_attn.o_proj",
+    "attention_output_scaled": f"root.model.layers.{DEFECT_LAYER}.self_attn",
 }
 
 
