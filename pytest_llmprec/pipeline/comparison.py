@@ -297,12 +297,14 @@ class Comparison:
         """The local gate when the settings judge introduced error (or ``force``), else None."""
         if self._gate is None and (force or self.settings.judges_locally):
             golden, my = self.dump("golden"), self.dump("my")
-            pairs = self.match().pairs
+            matched = self.match()
+            pairs = matched.pairs
             replays = my.replays if my else {}
             references = (
                 References(golden, pairs) if golden is not None and golden.kind in CASE_KINDS else None
             )
-            self._gate = LocalGate(pairs, self.settings.max_introduced, replays, references)
+            golden_only = [u.record for u in matched.unmatched if u.side == "golden"]
+            self._gate = LocalGate(pairs, self.settings.max_introduced, replays, references, golden_only)
         return self._gate
 
     def evaluated(self, pairs: Iterable[Any], marker: Layer | None = None) -> Iterator[Any]:

@@ -40,6 +40,7 @@ class LocalGate:
         max_introduced: float | None = None,
         replays: Mapping[tuple[Any, str, str], TensorRecord] | None = None,
         references: References | None = None,
+        golden_only: Iterable[TensorRecord] = (),
     ) -> None:
         self.max_introduced = max_introduced
         self.references = references
@@ -49,6 +50,12 @@ class LocalGate:
         self._tokens: dict[Any, list[Pair]] = {}
         for pair in pairs:
             self._tokens.setdefault(pair.token, []).append(pair)
+        self._uncompared: dict[Any, set[str]] = {}
+        """Nodes with a golden input that has no partner on my side, by token."""
+        for record in golden_only:
+            if record.role == "input":
+                self._uncompared.setdefault(record.token, set()).add(record.node)
+        self._stand_ins: list[tuple[int, str]] = []
         self._verdicts: dict[str, LocalVerdict] = {}
         self._judged: set[Any] = set()
         self.notes: list[str] = []
@@ -57,8 +64,15 @@ class LocalGate:
         """Evaluations made for a token's judgement, waiting for their own items."""
 
     def all_notes(self) -> list[str]:
-        """The replays and references that could not be used, one line each."""
-        return self.notes + (self.references.notes if self.references is not None else [])
+        """The replays and references that could not be used, and the outputs estimated without
+        their inputs, one line each."""
+        notes = list(self.notes)
+        if self._stand_ins:
+            notes.append(
+                f"{len(self._stand_ins)} outputs estimated from the outputs before them: their node has "
+                f"a golden input without a readable partner on my side (first: {min(self._stand_ins)[1]})"
+            )
+        return notes + (self.references.notes if self.references is not None else [])
 
     def judged(
         self, done: EvaluatedPair, evaluate_all: Callable[[Sequence[Pair]], Iterable[EvaluatedPair]]
@@ -89,12 +103,19 @@ class LocalGate:
             distance = self._replayed(evaluated)
             if distance is not None:
                 replayed[evaluated.pair.key] = distance
+        uncompared = set(self._uncompared.get(token, ()))
+        uncompared.update(
+            e.pair.golden.node for e in evaluations if e.result is None and e.pair.golden.role == "input"
+        )
         observations = [observe(e.pair, e.result) for e in judged]
-        verdicts = judge_token(observations, self.max_introduced, replayed)
+        verdicts = judge_token(observations, self.max_introduced, replayed, uncompared_inputs=uncompared)
         referenced = self._referenced(judged, verdicts)
         if referenced:
-            verdicts = judge_token(observations, self.max_introduced, replayed, referenced)
+            verdicts = judge_token(observations, self.max_introduced, replayed, referenced, uncompared)
         self._verdicts.update(verdicts)
+        self._stand_ins += [
+            (o.order, o.key) for o in observations if o.node in uncompared and o.role == "output"
+        ]
         self._judged.add(token)
 
     def _referenced(

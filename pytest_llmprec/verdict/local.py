@@ -11,7 +11,7 @@ module's children add. docs/verdict.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from .observations import FLOAT, MASK, Observation
@@ -86,13 +86,15 @@ def judge_token(
     max_introduced: float | None = None,
     replayed: Mapping[str, float] | None = None,
     referenced: Mapping[str, float] | None = None,
+    uncompared_inputs: Collection[str] = (),
 ) -> dict[str, LocalVerdict]:
     """The local verdict of every observation of one token, by pair key. ``replayed`` holds, by pair
     key, the distance of my module's output when replayed on golden's inputs at capture (the exact
     introduced error of its subtree), which replaces the propagation estimate of that output;
     ``referenced`` the distance of my output to golden's operator applied to my inputs (the error
-    my operator adds), which replaces it where there is no replay."""
-    estimates = estimate_token(observations)
+    my operator adds), which replaces it where there is no replay. ``uncompared_inputs``: the nodes
+    with a golden input that was not compared (they are explained by the outputs before them)."""
+    estimates = estimate_token(observations, uncompared_inputs)
     for observation in observations:
         if referenced and observation.key in referenced:
             estimates[observation.key] = Estimate(

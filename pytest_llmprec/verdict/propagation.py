@@ -22,11 +22,12 @@ that a defect repeated in every layer is not explained away. docs/verdict.md sta
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .observations import Observation
@@ -78,6 +79,7 @@ class ModuleTree:
         self.children: dict[str | None, list[str]] = defaultdict(list)
         for node, parent in self.parent.items():
             self.children[parent].append(node)
+        self._sorted_outputs: dict[str | None, tuple[list[int], list[Observation]]] = {}
 
     def _find_parent(self, node: str) -> str | None:
         while "." in node:
@@ -97,13 +99,48 @@ class ModuleTree:
             if o.role == "output" and o.floating
         ]
 
+    def has_inputs(self, node: str) -> bool:
+        """Whether any input of ``node`` was compared (floating or not)."""
+        return any(o.role == "input" for o in self.by_node.get(node, ()))
+
+    def preceding(self, node: str, order: int) -> list[Observation]:
+        """The latest ``RECENT_SOURCES`` floating outputs computed before ``order`` outside ``node``,
+        in the nearest enclosing module that has any: what ``node``'s inputs most likely came from."""
+        scope = self.parent[node]
+        while True:
+            orders, outputs = self._scope_outputs(scope)
+            found: list[Observation] = []
+            for position in range(bisect.bisect_left(orders, order) - 1, -1, -1):
+                if not self.within(outputs[position], node):
+                    found.append(outputs[position])
+                    if len(found) == RECENT_SOURCES:
+                        break
+            if found or scope is None:
+                return found[::-1]
+            scope = self.parent[scope]
+
+    def _scope_outputs(self, scope: str | None) -> tuple[list[int], list[Observation]]:
+        """The floating outputs of ``scope``'s children in execution order, and their orders (cached)."""
+        if scope not in self._sorted_outputs:
+            outputs = sorted(self.child_outputs(scope), key=lambda o: o.order)
+            self._sorted_outputs[scope] = ([o.order for o in outputs], outputs)
+        return self._sorted_outputs[scope]
+
     def within(self, observation: Observation, node: str | None) -> bool:
         return node is None or observation.node == node or observation.node.startswith(node + ".")
 
 
-def estimate_token(observations: Sequence[Observation]) -> dict[str, Estimate]:
+RECENT_SOURCES = 4
+"""A node whose inputs were not compared is explained by the latest outputs before it, at most this many."""
+
+
+def estimate_token(
+    observations: Sequence[Observation], uncompared_inputs: Collection[str] = ()
+) -> dict[str, Estimate]:
     """The introduced error of every observation of one token (keyed by pair key); observations
-    in any order (the golden execution order is used)."""
+    in any order (the golden execution order is used). ``uncompared_inputs``: the nodes with a golden
+    input that has no observation (no partner on my side, or unreadable); they, and nodes whose
+    inputs were not dumped, are explained by the outputs computed just before them."""
     ordered = sorted(observations, key=lambda o: o.order)
     tree = ModuleTree(ordered)
     producers: dict[tuple, Observation] = {}
@@ -112,8 +149,9 @@ def estimate_token(observations: Sequence[Observation]) -> dict[str, Estimate]:
             producers.setdefault(observation.golden_print, observation)
     raw: dict[str, tuple[float, str, str, str]] = {}
     inline_values: dict[str | None, list[Observation]] = defaultdict(list)
+    uncompared = set(uncompared_inputs)
     for observation in ordered:
-        raw[observation.key] = _raw_expected(observation, tree, producers, inline_values)
+        raw[observation.key] = _raw_expected(observation, tree, producers, inline_values, uncompared)
     gains = _peer_gains(ordered, raw)
     estimates = {}
     for observation in ordered:
@@ -133,6 +171,7 @@ def _raw_expected(
     tree: ModuleTree,
     producers: dict[tuple, Observation],
     inline_values: dict[str | None, list[Observation]],
+    uncompared_inputs: Collection[str],
 ) -> tuple[float, str, str, str]:
     """(expected error before the peer gain, owner, evidence kind, detail) of one observation."""
     node, parent = observation.node, tree.parent[observation.node]
@@ -144,15 +183,24 @@ def _raw_expected(
         if carried:
             return _carried(observation, source, parent or node)
         return _inline(observation, parent, tree, inline_values)
+    unseen_inputs = node in uncompared_inputs or not tree.has_inputs(node)
     if not tree.children.get(node):
         inputs = tree.inputs(node)
+        if unseen_inputs:
+            why = "inputs not compared" if node in uncompared_inputs else "no inputs dumped"
+            sources = inputs + tree.preceding(node, observation.order)
+            if not sources:
+                return 0.0, node, "leaf", f"{why}, no output before it"
+            worst = max(sources, key=lambda o: o.error)
+            expected = _quadrature_top2([o.error for o in sources])
+            return expected, node, "leaf", f"{why}: {expected:.3g} from the outputs before it ({worst.key})"
         if not inputs:
             return 0.0, node, "leaf", "no floating-point inputs"
         worst = max(inputs, key=lambda o: o.error)
         return worst.error, node, "leaf", f"inherited {worst.error:.3g} at {worst.leaf}"
     if carried and tree.within(source, node):
         return _carried(observation, source, node)
-    return _inline(observation, node, tree, inline_values)
+    return _inline(observation, node, tree, inline_values, unseen_inputs)
 
 
 def _carried(observation: Observation, source: Observation, owner: str) -> tuple[float, str, str, str]:
@@ -168,12 +216,16 @@ def _inline(
     owner: str | None,
     tree: ModuleTree,
     inline_values: dict[str | None, list[Observation]],
+    unseen_inputs: bool = False,
 ) -> tuple[float, str, str, str]:
-    """A value computed in ``owner``'s own code: explained by its two largest candidate sources. A
+    """A value computed in ``owner``'s own code: explained by its two largest candidate sources (with
+    ``unseen_inputs``, the owner's inputs were not compared: the outputs just before it stand in). A
     value outside any module (flat dumps) comes from somewhere the dump does not show: not charged."""
     if owner is None:
         return observation.error, observation.node, "unknown source", "produced by nothing in the dump"
     candidates = tree.inputs(owner) + [o for o in tree.child_outputs(owner) if o.order < observation.order]
+    if unseen_inputs:
+        candidates += tree.preceding(owner, observation.order)
     candidates += inline_values[owner]
     candidates = [c for c in candidates if c is not observation]
     inline_values[owner].append(observation)

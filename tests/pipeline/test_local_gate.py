@@ -127,9 +127,45 @@ def test_an_unreadable_pair_stays_an_error_and_its_neighbours_are_judged(tmp_pat
     assert done["token0/root.b/input_0"].row["verdict"] == "error"
     assert done["token0/root.a/output"].row["local_verdict"] == "failed"
     assert done["token0/root.c/output"].row["local_verdict"] == "passed"
-    # root.b's input is unreadable: its output is judged from what remains (no input: all of its
-    # error counts as introduced), and says so
-    assert "no floating-point inputs" in done["token0/root.b/output"].row["evidence"]
+    # root.b's input is unreadable: the output before it (root.a's, 1% off) stands in for it, so
+    # root.b, which only passes that error on, passes, and the summary says how it was judged
+    row = done["token0/root.b/output"].row
+    assert row["evidence"].startswith("leaf: inputs not compared: 0.01 from the outputs before it")
+    assert row["local_verdict"] == "passed"
+    notes = [line for line in comparison.summary() if "estimated from the outputs before them" in line]
+    assert notes == [
+        "note: 1 outputs estimated from the outputs before them: their node has a golden input without "
+        "a readable partner on my side (first: token0/root.b/output)"
+    ]
+    comparison.close()
+
+
+def test_a_node_whose_input_my_side_lacks_is_judged_from_the_outputs_before_it(tmp_path):
+    my = chain(bump_a=1.01)
+    del my[0]["root.c"]["input_0"]
+    comparison, done = compare(tmp_path, chain(), my)
+    assert failed(done) == ["token0/root.a/output"]  # root.c inherits root.a's error: not its own
+    row = done["token0/root.c/output"].row
+    assert row["evidence"].startswith("leaf: inputs not compared:") and row["introduced_red"] == 0
+    comparison.close()
+    bumped = chain(bump_a=1.01)
+    bumped[0]["root.c"]["output"] = bumped[0]["root.c"]["output"] * 1.05
+    del bumped[0]["root.c"]["input_0"]
+    comparison, done = compare(tmp_path / "defect", chain(), bumped)
+    assert failed(done) == ["token0/root.a/output", "token0/root.c/output"]  # still seen past the 1%
+    comparison.close()
+
+
+def test_a_dump_without_inputs_judges_each_output_by_the_outputs_before_it(tmp_path):
+    def outputs_only(tokens):
+        return {
+            t: {n: {k: v for k, v in leaves.items() if k != "input_0"} for n, leaves in m.items()}
+            for t, m in tokens.items()
+        }
+
+    comparison, done = compare(tmp_path, outputs_only(chain()), outputs_only(chain(bump_b=1.01)))
+    assert failed(done) == ["token0/root.b/output"]
+    assert done["token0/root.c/output"].row["evidence"].startswith("leaf: no inputs dumped:")
     comparison.close()
 
 

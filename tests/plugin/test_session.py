@@ -109,7 +109,8 @@ def test_a_regression_fails_the_run_and_names_the_first_divergence(pytester, dum
             "*= llmprec =*",
             "10 pairs compared: 8 passed, 2 failed, 0 unreadable; unmatched tensors: 0 golden, 0 my",
             "first divergence: token0/root.b.c/output_0 (C): introduced RED 0.0625 > 0.0001 at root.b.c "
-            "(leaf: no floating-point inputs); accumulated RED 0.0625, cosine 1",
+            "(leaf: no inputs dumped: 0 from the outputs before it (token0/root.a/output)); "
+            "accumulated RED 0.0625, cosine 1",
             "*FAILED llm/token0/root.b.c/output_0*",
         ]
     )

@@ -241,3 +241,47 @@ def test_a_composite_output_handed_on_from_a_child_keeps_the_propagation_estimat
     replayed = {"token0/root/output": 0.05, "token0/root.attn/output": 0.004}
     estimate = judge_token(token.observations, replayed=replayed)["token0/root/output"].estimate
     assert (estimate.evidence, estimate.introduced) == ("carried", 0.0)
+
+
+def outputs_only_layer(norm_error, q_error, k_error, layer_error):
+    """``root.layer`` (inputs not dumped) after ``root.embed``: its norm, then attention's q and k."""
+    token = Token()
+    token.add("root.embed", "output", "output", 0.004, "e")
+    token.add("root.layer.norm", "output", "output", norm_error, "n")
+    token.add("root.layer.attn.q", "output", "output", q_error, "q")
+    token.add("root.layer.attn.k", "output", "output", k_error, "k")
+    token.add("root.layer.attn", "output", "output", k_error, "a")
+    token.add("root.layer", "output", "output", layer_error, "l")
+    return token
+
+
+def test_a_node_without_inputs_is_explained_by_the_outputs_just_before_it():
+    estimates = estimate_token(outputs_only_layer(0.004, 0.006, 0.006, 0.006).observations)
+    norm = estimates["token0/root.layer.norm/output"]  # first in its module: the module's outside
+    assert norm.expected == pytest.approx(0.004) and norm.introduced == 0
+    assert norm.detail.startswith(
+        "no inputs dumped: 0.004 from the outputs before it (token0/root.embed/output)"
+    )
+    q = estimates["token0/root.layer.attn.q/output"]  # first in attn: climbs to the layer's norm
+    assert q.expected == pytest.approx(0.004) and q.introduced == pytest.approx(
+        math.sqrt(0.006**2 - 0.004**2)
+    )
+    k = estimates["token0/root.layer.attn.k/output"]  # q is its sibling before it
+    assert k.expected == pytest.approx(0.006) and k.introduced == 0
+
+
+def test_an_uncompared_input_makes_the_outputs_before_stand_in():
+    token = chain([0.01, 0.01, 0.01])
+    del token.observations[4]  # root.l2's input_0: no partner on my side
+    estimate = estimate_token(token.observations, uncompared_inputs={"root.l2"})["token0/root.l2/output"]
+    assert estimate.detail.startswith("inputs not compared:") and estimate.introduced == 0
+    alone = estimate_token(token.observations)["token0/root.l2/output"]  # told nothing: no inputs dumped
+    assert alone.detail.startswith("no inputs dumped:") and alone.introduced == 0
+
+
+@given(st.floats(0.02, 0.5))
+def test_a_defect_stands_out_of_the_stand_in(own):
+    inherited = 0.004
+    error = math.sqrt(inherited**2 + own**2)
+    estimates = estimate_token(outputs_only_layer(0.004, error, error, error).observations)
+    assert estimates["token0/root.layer.attn.q/output"].introduced == pytest.approx(own, rel=1e-9)
