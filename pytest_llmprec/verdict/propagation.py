@@ -38,6 +38,10 @@ amplification that every layer shows would hide a defect repeated in every layer
 MIN_PEERS = 4
 """Peers needed to measure a gain; with fewer the gain is 1."""
 
+RECENT_SOURCES = 4
+"""A node whose inputs were not compared is explained by the latest outputs before it, at most this many."""
+
+
 _DIGITS = re.compile(r"(?<=\.)\d+(?=\.|$)")
 
 
@@ -128,10 +132,6 @@ class ModuleTree:
 
     def within(self, observation: Observation, node: str | None) -> bool:
         return node is None or observation.node == node or observation.node.startswith(node + ".")
-
-
-RECENT_SOURCES = 4
-"""A node whose inputs were not compared is explained by the latest outputs before it, at most this many."""
 
 
 def estimate_token(
