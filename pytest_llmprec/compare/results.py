@@ -16,7 +16,7 @@ COUNTS_DIFFER = "element counts differ"
 """How ``fail_reason`` begins when the pair has no metrics because its element counts differ."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CompareResult:
     """Metrics and bookkeeping of one golden/my comparison; plain Python values only.
 

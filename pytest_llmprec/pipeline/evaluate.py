@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..standards import Standard, Verdict
 
 
-@dataclass
+@dataclass(slots=True)
 class EvaluatedPair:
     """A compared pair: its report row, result and verdict (None when it could not be compared),
     baseline regressions, and the failure message (None when it passed)."""

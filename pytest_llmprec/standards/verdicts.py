@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from ..compare.results import CompareResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """One check and its result; ``actual`` holds the metric value(s) it looked at."""
 
@@ -34,7 +34,7 @@ def _fmt(value: float) -> str:
     return f"{value:.10g}" if 0.9 < value < 1 else f"{value:.6g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """Pass/fail of a comparison under a standard, with every check's outcome."""
 

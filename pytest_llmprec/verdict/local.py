@@ -39,7 +39,7 @@ RESOLUTION = {"leaf": 1 / 3, "inline": 0.5, "replay": 0.5}
 passes its inputs' error on, by evidence kind (carried values, weights: 0)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalVerdict:
     """The local verdict of one tensor: its estimate, the limit applied and where it came from."""
 

@@ -20,7 +20,7 @@ not judged by their error (fp32's and bf16's smallest values differ by 0.4%, har
 FLOAT, EXACT, MASK = "float", "exact", "mask"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One compared pair seen by the local verdict. ``error`` is the accumulated relative Euclidean
     distance; ``golden_print``/``my_print`` identify a tensor's values (shape and statistics), so a

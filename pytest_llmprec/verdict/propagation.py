@@ -45,7 +45,7 @@ RECENT_SOURCES = 4
 _DIGITS = re.compile(r"(?<=\.)\d+(?=\.|$)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Estimate:
     """The introduced error of one tensor (relative Euclidean distance), the error its sources
     explain (``expected``), who is answerable for it (``owner``: a node) and how it was reached."""
