@@ -86,16 +86,13 @@ def msit_key(file_name: str) -> str | None:
 def entries(dump: Dump) -> list[LogitsEntry]:
     """The logits entries of a logits-like dump, with display keys unique within the dump."""
     found: list[tuple[str, LogitsEntry]] = []
-    root = str(dump.root)
     for record in dump.records:
         if dump.kind == "logits":
             name = os.path.basename(record.path)
             short = msit_key(name) or record.node
             found.append((record.node, LogitsEntry(short, record.token, name, ("file", name), record)))
         else:
-            name = (
-                os.path.relpath(record.path, root) if os.path.isdir(root) else os.path.basename(record.path)
-            )
+            name = file_name(record, dump)
             case = torch_case(record)
             identity = ("torch", record.rank, record.token, record.node, record.leaf)
             found.append((case, LogitsEntry(case, record.token, name, identity, record)))
@@ -103,6 +100,12 @@ def entries(dump: Dump) -> list[LogitsEntry]:
     for case, entry in found:
         owners[entry.case].add(case)
     return [entry if len(owners[entry.case]) == 1 else _renamed(entry, case) for case, entry in found]
+
+
+def file_name(record: TensorRecord, dump: Dump) -> str:
+    """``record``'s file as the report names it: relative to the dump root (a folder), else its name."""
+    root = str(dump.root)
+    return os.path.relpath(record.path, root) if os.path.isdir(root) else os.path.basename(record.path)
 
 
 def torch_case(record: TensorRecord) -> str:

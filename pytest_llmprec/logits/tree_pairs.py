@@ -10,12 +10,10 @@ partner (a token the other run did not dump) is a one-sided pair.
 
 from __future__ import annotations
 
-import os
-
 from ..dumps.base import Dump, TensorRecord
 from ..dumps.ordering import token_sort_key
 from ..matching import MatchOptions, match_dumps
-from .pairing import LogitsPair, case_sort_key, is_last_logits, item_key, torch_case
+from .pairing import LogitsPair, case_sort_key, file_name, is_last_logits, item_key, torch_case
 
 LEVEL = "logits"
 
@@ -68,15 +66,10 @@ def pair_tree_logits(golden: Dump, my: Dump, tokens: frozenset | None = None) ->
         )
     found.sort(key=lambda item: (case_sort_key(item[0]), token_sort_key(item[1])))
     return [
-        LogitsPair(item_key(case, token), case, token, _file_name(g or m, golden if g else my), g, m, order)  # type: ignore[arg-type]
+        LogitsPair(item_key(case, token), case, token, file_name(g or m, golden if g else my), g, m, order)  # type: ignore[arg-type]
         for order, (case, token, g, m) in enumerate(found)
     ]
 
 
 def _depth(record: TensorRecord) -> int:
     return record.node.count("/")
-
-
-def _file_name(record: TensorRecord, dump: Dump) -> str:
-    root = str(dump.root)
-    return os.path.relpath(record.path, root) if os.path.isdir(root) else os.path.basename(record.path)
