@@ -27,15 +27,10 @@ def overflow_columns(
 ) -> dict[str, Any]:
     """The ``PAIR_COLUMNS`` of one compared pair, scanning each tensor once on its device."""
     from ..formats.raw import RawTensor
-    from .dump_scan import tensor_from_raw
     from .scanning import scan
 
     golden_finding, my_finding = (
-        scan(
-            tensor_from_raw(value) if isinstance(value, RawTensor) else value,
-            near=near,
-            saturation=saturation,
-        )
+        scan(value.to_torch() if isinstance(value, RawTensor) else value, near=near, saturation=saturation)
         for value in (golden, my)
     )
     return {

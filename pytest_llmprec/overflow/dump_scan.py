@@ -11,19 +11,12 @@ statistics-only dumps (``--type tensor stats``) are judged from their max/min li
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import torch
 
 from ..dumps.base import Dump, TensorRecord
 from ..formats.atb_header import DTYPE_NAMES, read_atb_stats
 from .finding import DEFAULT_NEAR, OverflowFinding, dtype_limits
 from .scanning import scan
-
-if TYPE_CHECKING:
-    from ..formats.raw import RawTensor
 
 SCANNED_ROLES = ("output", "tensor")
 
@@ -68,17 +61,6 @@ def scan_nodes(dump: Dump) -> list[ScanNode]:
     return sorted(nodes, key=lambda node: node.order)
 
 
-def tensor_from_raw(raw: RawTensor) -> torch.Tensor:
-    """A torch view of a raw read, without a copy (``torch.frombuffer`` takes unaligned payloads, as
-    those of ATB files after their text header are)."""
-    dtype = getattr(torch, raw.dtype.removeprefix("torch."))
-    if not len(raw.data):
-        return torch.empty(raw.shape, dtype=dtype)
-    with warnings.catch_warnings():  # the memory map is read-only; the scan only reads it
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.frombuffer(raw.data, dtype=dtype).reshape(raw.shape)
-
-
 def finding_from_statistics(path: str, near: float | None, saturation: bool) -> OverflowFinding:
     """What the max/min lines of an ATB statistics file show: each kind present counts once."""
     stats = read_atb_stats(path)
@@ -119,5 +101,5 @@ def scan_record(
     if statistics:
         return finding_from_statistics(record.path, near, saturation)
     raw = record.load_raw()
-    tensor = tensor_from_raw(raw) if raw is not None else record.load()
+    tensor = raw.to_torch() if raw is not None else record.load()
     return scan(tensor, near=near, saturation=saturation)

@@ -89,6 +89,21 @@ def test_raw_reads_and_torch_loads_give_the_same_finding(tmp_path):
     assert repr(scan_record(record)) == repr(scan(record.load())) == repr(scan(tensor))
 
 
+def test_a_transposed_view_in_a_torch_file_is_indexed_in_row_major_order(tmp_path):
+    # torch dumps save views as they are: the bytes of a transposed tensor are in its base's order
+    base = torch.zeros(6, 4)
+    base[1, 3] = math.inf  # element (3, 1) of the transposed view; its bytes come before (2, 0)'s
+    base[0, 2] = math.nan  # (2, 0): first in row-major order, later in the bytes
+    path = tmp_path / "t.pth"
+    torch.save(base.t(), path)
+    (record,) = load_dump(path).records
+    raw = record.load_raw()
+    assert raw is not None and raw.strides == (1, 4)
+    finding = scan_record(record)
+    assert (finding.shape, finding.first_index, math.isnan(finding.first_value)) == ((4, 6), (2, 0), True)
+    assert repr(finding) == repr(scan(base.t()))
+
+
 def test_unreadable_files_raise_the_readers_error(tmp_path):
     dump = load_dump(atb_dump(tmp_path))
     record = scan_nodes(dump)[2].records[0]
