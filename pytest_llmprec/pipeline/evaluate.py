@@ -22,19 +22,33 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class EvaluatedPair:
-    """A compared pair: its report row, result and verdict (None when it could not be compared),
-    baseline regressions, and the failure message (None when it passed)."""
+    """A compared pair: its result and verdict (None when it could not be compared), baseline
+    regressions, the failure message (None when it passed) and its report ``row``.
+
+    The row of a compared pair is built from the others when first asked for: the evaluations of a
+    token held for its local verdict need none until then (a row is about half of a held pair)."""
 
     pair: Pair
-    row: dict[str, Any]
     result: CompareResult | None = None
     verdict: Verdict | None = None
     regressions: list[str] = field(default_factory=list)
     message: str | None = None
+    _row: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return self.message is None
+
+    @property
+    def row(self) -> dict[str, Any]:
+        if self._row is None:
+            pair, result = self.pair, self.result
+            row = comparison_row(
+                pair.key, pair.order, pair.token, pair.golden, pair.my, result, self.verdict, self.regressions
+            )
+            row.update(result_overflow_columns(result))
+            self._row = row
+        return self._row
 
 
 def read_pair(pair: Pair) -> tuple[Any, Any]:
@@ -70,17 +84,15 @@ def evaluate_pair(
     except (TypeError, ValueError) as exc:  # e.g. complex tensors, a dtype no standard covers
         return _error(pair, "cannot compare", exc)
     regressions = baseline.check(pair.key, result) if baseline is not None else []
-    row = comparison_row(pair.key, pair.order, pair.token, pair.golden, pair.my, result, verdict, regressions)
-    row.update(result_overflow_columns(result))
     if regressions:
         lines = [message or f"pair {pair.key} regressed against the {baseline_name}"]
         lines += [f"  FAILED {reason}" for reason in regressions]
         message = "\n".join(lines)
     if message is not None:
         message += f"\n  golden: {pair.golden.describe()}\n  my:     {pair.my.describe()}"
-    return EvaluatedPair(pair, row, result, verdict, regressions, message)
+    return EvaluatedPair(pair, result, verdict, regressions, message)
 
 
 def _error(pair: Pair, what: str, exc: Exception) -> EvaluatedPair:
     row = error_row(pair.key, pair.order, pair.token, pair.golden, pair.my, str(exc))
-    return EvaluatedPair(pair, row, message=f"{what} pair {pair.key}: {exc}")
+    return EvaluatedPair(pair, message=f"{what} pair {pair.key}: {exc}", _row=row)

@@ -198,7 +198,7 @@ def _localised(done: EvaluatedPair, verdict: LocalVerdict) -> EvaluatedPair:
     failed = not verdict.passed or enforced or bool(done.regressions)
     row["verdict"] = FAILED if failed else PASSED
     if not failed:
-        return dataclasses.replace(done, row=row, message=None)
+        return dataclasses.replace(done, message=None, _row=row)
     if enforced or done.regressions:
         lines.append(done.message)  # the accumulated failure, regressions and both paths
     else:
@@ -208,4 +208,4 @@ def _localised(done: EvaluatedPair, verdict: LocalVerdict) -> EvaluatedPair:
             f"{result.relative_euclidean_distance:.6g} ({accumulated} by the {row.get('standard')} standard)"
         )
         lines.append(f"  golden: {done.pair.golden.describe()}\n  my:     {done.pair.my.describe()}")
-    return dataclasses.replace(done, row=row, message="\n".join(lines))
+    return dataclasses.replace(done, message="\n".join(lines), _row=row)

@@ -178,6 +178,24 @@ def test_a_pair_asked_for_alone_is_judged_with_its_token(tmp_path):
     comparison.close()
 
 
+def test_the_evaluations_held_for_a_token_carry_no_report_row_until_asked(tmp_path):
+    g = write_torch_dump(tmp_path / "g", chain())
+    m = write_torch_dump(tmp_path / "m", chain(bump_a=1.01))
+    comparison = Comparison(CompareSettings(golden=g, my=m, report_dir=tmp_path / "r"))
+    first, *others = comparison.match().pairs
+    comparison.evaluation(first)
+    held = comparison.local_gate().context
+    assert sorted(held) == sorted(p.key for p in others)
+    assert all(done._row is None for done in held.values())  # about half of a held pair's memory
+    row = held["token0/root.a/output"].row  # built from the result and verdict when first used
+    assert (row["pair_key"], row["verdict"], row["relative_euclidean_distance"]) == (
+        "token0/root.a/output",
+        "failed",  # the accumulated verdict: the local one replaces it when the item asks
+        pytest.approx(0.01, rel=1e-3),
+    )
+    comparison.close()
+
+
 def test_llmprec_compare_takes_the_verdict_options(tmp_path):
     g = write_torch_dump(tmp_path / "g", chain())
     m = write_torch_dump(tmp_path / "m", chain(bump_a=1.01))
