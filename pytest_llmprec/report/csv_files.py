@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+import numpy as np
+
+_FORMULA_FIRST = frozenset("=+-@\t\r")
+"""First characters of text a spreadsheet would run as a formula."""
 QUOTE = "'"
 """The prefix that neutralises a formula cell; text that starts with it gets one more, so that
 ``restore_cell`` gives back every text exactly."""
@@ -27,13 +29,22 @@ def _is_number(text: str) -> bool:
 
 def cell(value: Any) -> str:
     """The text of one CSV cell: NaN and None empty, floats in full precision, and text that a
-    spreadsheet would run as a formula (leading ``= + - @``) prefixed with a quote."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    spreadsheet would run as a formula (leading ``= + - @``, tab, carriage return) prefixed with a
+    quote. Called for every cell of every report (the common types are tested first)."""
+    kind = type(value)
+    if kind is float:
+        return repr(value) if value == value else ""
+    if kind is str:
+        text = value
+    elif kind is int or kind is bool:
+        return str(value)
+    elif value is None:
         return ""
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if text.startswith(QUOTE) or (text.startswith(_FORMULA_STARTS) and not _is_number(text)):
+    elif isinstance(value, (float, np.floating)):  # numpy's: their repr names the type
+        return repr(float(value)) if value == value else ""
+    else:
+        text = str(value)
+    if text and (text[0] == QUOTE or (text[0] in _FORMULA_FIRST and not _is_number(text))):
         return QUOTE + text
     return text
 
@@ -66,7 +77,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, An
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([cell(row.get(column)) for column in columns])
+            writer.writerow(list(map(cell, map(row.get, columns))))
     return path
 
 

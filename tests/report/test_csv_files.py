@@ -6,6 +6,7 @@ import csv
 import math
 import os
 
+import numpy as np
 import pytest
 
 from pytest_llmprec.report.csv_files import cell, read_csv, write_csv
@@ -30,6 +31,12 @@ def test_floats_keep_full_precision_and_nan_is_empty():
     assert cell(None) == ""
     assert cell(math.inf) == "inf"
     assert cell(-3) == "-3"
+    assert (cell(True), cell(np.float64(0.25)), cell(np.float32(math.nan)), cell(np.int64(-7))) == (
+        "True",
+        "0.25",  # not numpy's repr "np.float64(0.25)"
+        "",
+        "-7",
+    )
 
 
 def test_write_read_round_trip_keeps_columns_and_neutralises(tmp_path):
