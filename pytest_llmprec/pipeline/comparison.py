@@ -56,6 +56,7 @@ class Comparison:
         self._match: MatchResult | None = None
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
         self._pending: dict[tuple[str, Layer | None], Future[EvaluatedPair]] = {}
+        self._standards: dict[tuple[Any, ...], Standard] = {}  # by dtypes and layers (few distinct)
         self._gate: LocalGate | None = None
         self.announce: Callable[[str], None] | None = None
         """Where a slow indexing or matching phase says what it is doing (None: silent)."""
@@ -232,7 +233,15 @@ class Comparison:
         marker: Layer | None = None,
         call: Layer | None = None,
     ) -> Standard:
-        return resolve_standard(golden_dtype, my_dtype, self.layers(name, marker, call))
+        layers = self.layers(name, marker, call)
+        key = (golden_dtype, my_dtype, *layers)
+        try:
+            return self._standards[key]
+        except KeyError:
+            standard = self._standards[key] = resolve_standard(golden_dtype, my_dtype, layers)
+            return standard
+        except TypeError:  # a layer holding something unhashable
+            return resolve_standard(golden_dtype, my_dtype, layers)
 
     # --- evaluating pairs -----------------------------------------------------------------------
 
