@@ -7,6 +7,7 @@ float kinds) are described from ``torch.finfo`` when a ``torch.dtype`` is given.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -98,12 +99,14 @@ _MSIT_ERROR_LEVELS = {
 }
 
 
+@functools.cache  # called for every tensor of every pair; dtypes are few
 def dtype_name(dtype: Any) -> str:
     """``"torch.float32"`` for ``torch.float32``, ``"float32"`` or ``"torch.float32"``."""
     name = str(dtype)
     return name if name.startswith("torch.") else f"torch.{name}"
 
 
+@functools.cache
 def dtype_facts(dtype: Any) -> DTypeFacts:
     """Size, kind and float grid of ``dtype``; ``ValueError`` for an unknown name."""
     name = dtype_name(dtype)

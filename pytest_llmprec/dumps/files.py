@@ -65,7 +65,15 @@ def index_files(location: str) -> Dump:
                 (prefix + _stem(entry.name), entry.path) for entry in files if _is_tensor_file(entry.name)
             ]
             pending += [(f"{prefix}{entry.name}/", entry.path) for entry in folders]
-    found.sort(key=lambda item: tuple(natural_key(part) for part in item[0].split("/")))
+    part_keys: dict[str, tuple] = {}  # folder and file names recur under every layer and token
+
+    def part_key(part: str) -> tuple:
+        key = part_keys.get(part)
+        if key is None:
+            key = part_keys[part] = natural_key(part)
+        return key
+
+    found.sort(key=lambda item: tuple(map(part_key, item[0].split("/"))))
     rows: list[Row] = []
     seen: dict[str, str] = {}
     for node, path in found:

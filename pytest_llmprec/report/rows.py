@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import re
+from collections.abc import Callable
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -100,13 +104,27 @@ def comparison_row(
         "standard": verdict.standard.name,
         "baseline": "regressed" if regressions else "",
     }
-    for column in COLUMNS:
-        if column not in row and hasattr(result, column):
-            row[column] = getattr(result, column)
+    names, read = _result_columns(type(result))
+    row.update(zip(names, read(result), strict=True))
     row["golden_shape"] = _shape(result.golden_shape)
     row["my_shape"] = _shape(result.my_shape)
     row["worst_index"] = str(tuple(result.worst_index)) if result.compared_count else ""
     return row
+
+
+_OWN_COLUMNS = frozenset((
+    "token_id", "golden_data_path", "golden_op_type", "my_data_path", "my_op_type", "cmp_fail_reason",
+    "pair_key", "node_order", "verdict", "failed_checks", "check_sources", "standard", "baseline",
+))  # fmt: skip
+"""The columns ``comparison_row`` fills itself; the other columns a result has come from the result."""
+
+
+@functools.cache
+def _result_columns(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The columns a result of type ``kind`` fills, and a reader of their values in that order."""
+    names = tuple(c for c in COLUMNS if c not in _OWN_COLUMNS and c in {f.name for f in fields(kind)})
+    read = operator.attrgetter(*names) if len(names) > 1 else lambda result: (getattr(result, names[0]),)
+    return names, read
 
 
 def error_row(
