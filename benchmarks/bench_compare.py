@@ -15,6 +15,8 @@ Measured, with the page cache warm:
   read floor   a separate Python process that imports torch and torch.load()s every file
                of both dumps once (the least any comparison must do);
   serial       pytest --llm-golden=G --llm-my=M -q;
+  accumulated  the same with --llm-verdict=accumulated, where a serial run evaluates the pairs in a
+               forked child process while pytest runs the items, and with --llm-no-fork;
   -n 2         the same with pytest-xdist on two workers;
   empty tests  as many empty test functions as there are pairs, serial and with -n 2: what
                pytest and pytest-xdist cost by themselves.
@@ -193,6 +195,8 @@ def main() -> None:
             "read floor": [sys.executable, "-c", READ_FLOOR, *files],
             "serial": pytest_cmd,
             "llmprec compare": compare_cmd,
+            "serial, accumulated": [*pytest_cmd, "--llm-verdict=accumulated"],
+            "same, --llm-no-fork": [*pytest_cmd, "--llm-verdict=accumulated", "--llm-no-fork"],
             "-n 2": [*pytest_cmd, "-n", "2"],
             "empty tests, serial": [*empty_cmd],
             "empty tests, -n 2": [*empty_cmd, "-n", "2"],
@@ -205,10 +209,14 @@ def main() -> None:
             results[name] = best
             wall, rss, code = best
             print(f"{name:<22} {wall:7.2f} s   peak RSS {rss / 2**20:7.0f} MiB   exit {code}")
-        floor, serial, cli, parallel, empty, empty_parallel = (results[name][0] for name in runs)
+        floor, serial, cli, forked, unforked, parallel, empty, empty_parallel = (
+            results[name][0] for name in runs
+        )
         print(
             f"serial / read floor: {serial / floor:.2f}x   llmprec compare / floor: {cli / floor:.2f}x   "
             f"serial / -n 2: {serial / parallel:.2f}x\n"
+            f"accumulated verdict: serial / read floor {forked / floor:.2f}x (evaluated in a forked child), "
+            f"{unforked / floor:.2f}x with --llm-no-fork\n"
             f"the same number of empty tests: serial / -n 2: {empty / empty_parallel:.2f}x "
             f"(pytest-xdist's own start-up and per-item cost)"
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from ..report.baseline import Baseline
 from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
 from .evaluate import EvaluatedPair, evaluate_pair
+from .evaluation_process import EvaluationProcess, can_fork
 from .local_gate import LocalGate
 from .references import CASE_KINDS, References
 from .row_store import RowStore
@@ -58,6 +59,8 @@ class Comparison:
         self._pending: dict[tuple[str, Layer | None], Future[EvaluatedPair]] = {}
         self._standards: dict[tuple[Any, ...], Standard] = {}  # by dtypes and layers (few distinct)
         self._gate: LocalGate | None = None
+        self._process: EvaluationProcess | None = None
+        self._process_notes: list[str] = []
         self.announce: Callable[[str], None] | None = None
         """Where a slow indexing or matching phase says what it is doing (None: silent)."""
         self._elements = float(AHEAD_ELEMENTS)  # running mean of the elements of recent pairs
@@ -268,6 +271,8 @@ class Comparison:
     def prefetch(self, pair: Any, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
         at most ``READ_AHEAD`` evaluations are held; none while recent pairs were small."""
+        if self._process is not None and self._process.plans(pair.key):
+            return
         key = (pair.key, marker)
         held = marker is None and self._gate is not None and pair.key in self._gate.context
         if key in self._pending or held or not self.reads_ahead:
@@ -281,7 +286,12 @@ class Comparison:
     ) -> EvaluatedPair | LogitsEvaluation:
         """``pair``'s evaluation, from the background when it was started there; a tensor pair is
         judged by the error its node introduces under the local verdict (``verdict``, e.g. a
-        marker's, else the settings')."""
+        marker's, else the settings'); taken from the evaluation process when it made it."""
+        if self._process is not None and marker is None and verdict is None:
+            made = self._process.take(pair.key)
+            if made is not None:
+                row, message = made
+                return EvaluatedPair(pair, message=message, _row=row)
         gate = self._gate
         if gate is not None and marker is None and pair.key in gate.context:
             done = gate.context.pop(pair.key)
@@ -301,6 +311,36 @@ class Comparison:
             for ahead in pairs[position + 1 : position + 1 + READ_AHEAD]:
                 self.prefetch(ahead)
             yield self._evaluation(pair)
+
+    def evaluate_in_child(self, pairs: Sequence[Pair]) -> bool:
+        """Evaluate ``pairs``, in this order, in a forked child process from now on (see
+        ``evaluation_process``); ``evaluation`` with no marker layer or verdict of its own takes them
+        from there. False when this process cannot fork (then nothing changes)."""
+        if not pairs or self._process is not None or not can_fork():
+            return False
+
+        def row_and_message(pair: Pair) -> tuple[dict[str, Any], str | None]:
+            done = self.evaluation(pair)
+            return done.row, done.message
+
+        def closing_notes() -> list[str]:
+            return self._gate.all_notes() if self._gate is not None else []
+
+        self._process = EvaluationProcess(pairs, row_and_message, closing_notes)
+        return True
+
+    def stop_child(self) -> None:
+        """End the evaluation process, keeping its notes for the summary."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.stop()
+        self._process_notes += process.notes()
+        if process.problem is not None:
+            self._process_notes.append(
+                f"the evaluation process stopped ({process.problem}); the pairs after it were evaluated "
+                "in pytest's process"
+            )
 
     def local_gate(self, force: bool = False) -> LocalGate | None:
         """The local gate when the settings judge introduced error (or ``force``), else None."""
@@ -386,6 +426,7 @@ class Comparison:
             rows = list(self.rows.ordered()) + self._logits.problem_rows()
             return summary_lines(rows, [str(path) for path in report_paths]) if rows else []
         all_notes = self._gate.all_notes() if self._gate is not None else []
+        all_notes = list(dict.fromkeys(self._process_notes + all_notes))
         gate_notes = all_notes[:NOTES_SHOWN]
         if len(all_notes) > NOTES_SHOWN:
             gate_notes.append(f"... and {len(all_notes) - NOTES_SHOWN} more replays or references not used")
@@ -393,5 +434,6 @@ class Comparison:
         return lines + self.notes if lines else list(self.notes)
 
     def close(self) -> None:
+        self.stop_child()
         self._ahead.shutdown(wait=False, cancel_futures=True)
         self.rows.close()

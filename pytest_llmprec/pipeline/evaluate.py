@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class EvaluatedPair:
-    """A compared pair: its result and verdict (None when it could not be compared), baseline
-    regressions, the failure message (None when it passed) and its report ``row``.
+    """A compared pair: its result and verdict (None when it could not be compared, or was evaluated
+    in the evaluation process, which sends back only the row and the message), baseline regressions,
+    the failure message (None when it passed) and its report ``row``.
 
     The row of a compared pair is built from the others when first asked for: the evaluations of a
     token held for its local verdict need none until then (a row is about half of a held pair)."""

@@ -140,6 +140,22 @@ class LlmPlugin:
             report = pytest.CollectReport("llm", "passed", None, added)
             session.ihook.pytest_collectreport(report=report)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """A serial run under the accumulated verdict evaluates its items' pairs in a forked child
+        process, in the items' order, while pytest runs the items (``pipeline.evaluation_process``);
+        not with --llm-no-fork, not on xdist workers (which take items as they come). The local
+        verdict judges a token at its first item, so a child could not run ahead of the items."""
+        comparison = self._comparison
+        config = session.config
+        if comparison is None or self.is_worker or config.option.collectonly:
+            return
+        if config.getoption("llm_no_fork") or self.settings.judges_locally:
+            return
+        from .items import planned_pairs
+
+        comparison.evaluate_in_child(planned_pairs(session.items, self.settings.item))
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         pairs = getattr(nextitem, "pairs", None)
@@ -176,6 +192,7 @@ class LlmPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
             return
+        self._comparison.stop_child()
         if not self._comparison.rows and exitstatus in (
             pytest.ExitCode.USAGE_ERROR,
             pytest.ExitCode.INTERRUPTED,

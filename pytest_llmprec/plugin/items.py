@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..errors import LlmprecError
 from ..pipeline.granularity import PairGroup, group_name, group_pairs
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ class PairItem(_LlmItem):
         if self.plugin.settings.item == "tensor":
             done = comparison.evaluation(self.pairs[0], marker, marker_verdict(self))
             self.llmprec_rows = [done.row]
-            if done.result is not None:
-                row = done.row
+            row = done.row
+            if "cosine_similarity" in row:  # compared (an unreadable pair's row has no metrics)
                 self.user_properties += [(name, row[name]) for name in PROPERTIES]
                 self.user_properties.append(("verdict", row["verdict"]))
             if done.message is not None:
@@ -121,6 +122,24 @@ class LogitsItem(_LlmItem):
             pytest.skip(done.message)
         if done.outcome == "failed":
             raise ComparisonFailure(done.message)
+
+
+def planned_pairs(items: list[pytest.Item], granularity: str) -> list:
+    """The pairs the comparison items will evaluate with the run's own settings (no
+    ``llm_precision`` marker), in the items' order: what the evaluation process evaluates."""
+    from .hooks import marker_layer, marker_verdict
+
+    pairs = []
+    for item in items:
+        if not isinstance(item, PairItem):
+            continue
+        try:
+            if marker_layer(item) is not None or marker_verdict(item) is not None:
+                continue
+        except LlmprecError:  # the item fails when it runs
+            continue
+        pairs += item.pairs[:1] if granularity == "tensor" else item.pairs
+    return pairs
 
 
 def comparison_items(session: pytest.Session, plugin: LlmPlugin) -> list[pytest.Item]:

@@ -241,6 +241,15 @@ def _add_scale_options(add) -> None:
         metavar="GRANULARITY",
     )
     add(
+        "--llm-no-fork",
+        None,
+        "evaluate the pairs in pytest's own process. By default a serial run on Linux under the "
+        "accumulated verdict evaluates them in a forked child process, on another core, while pytest "
+        "runs the items.",
+        action="store_true",
+        default=False,
+    )
+    add(
         "--llm-path-map",
         None,
         "on xdist workers, read paths starting with OLD at NEW instead (dumps mounted elsewhere on "

@@ -1,0 +1,115 @@
+"""A serial run's pairs evaluated in a forked child process (``pipeline.evaluation_process``): the same
+items, failures and report as one process; a child that fails or is stopped early costs nothing."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from torch_dumps import read_report, write_torch_dump
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+
+X = torch.arange(1.0, 9.0).reshape(2, 4)
+MODULES = ("root.model.layers.0.attn", "root.model.layers.0.mlp", "root.model.layers.1.attn")
+PAIRS = 2 * 2 * len(MODULES)  # two tokens, input_0 and output_0 of each module
+
+# Records the process that evaluates each pair; FAIL_AFTER makes the child raise after that many.
+CONFTEST = """
+import os
+from pytest_llmprec.pipeline import comparison
+
+MAIN = os.getpid()
+FAIL_AFTER = {fail_after}
+evaluated = 0
+original = comparison.evaluate_pair
+
+
+def recorded(pair, *args, **kwargs):
+    global evaluated
+    evaluated += 1
+    if os.getpid() != MAIN and FAIL_AFTER is not None and evaluated > FAIL_AFTER:
+        raise RuntimeError("planted failure")
+    with open({log!r}, "a") as log:
+        log.write(f"{{'child' if os.getpid() != MAIN else 'main'}} {{pair.key}}\\n")
+    return original(pair, *args, **kwargs)
+
+
+comparison.evaluate_pair = recorded
+"""
+
+
+def model_dump(scale: float) -> dict:
+    def token(t: int) -> dict:
+        return {
+            module: {"input_0": X + i + t, "output_0": (X + i + t) * (scale if module == MODULES[1] else 1.0)}
+            for i, module in enumerate(MODULES)
+        }
+
+    return {0: token(0), 1: token(1)}
+
+
+@pytest.fixture
+def dumps(tmp_path):
+    golden = write_torch_dump(tmp_path / "golden", model_dump(1.0), list(MODULES))
+    my = write_torch_dump(tmp_path / "my", model_dump(1.0625), list(MODULES))  # the mlp outputs fail
+    return golden, my
+
+
+def run(pytester, dumps, report_dir, *args, fail_after=None):
+    log = report_dir.parent / f"{report_dir.name}.log"
+    pytester.makeconftest(CONFTEST.format(fail_after=fail_after, log=str(log)))
+    golden, my = dumps
+    result = pytester.runpytest_subprocess(
+        f"--llm-golden={golden}", f"--llm-my={my}", "-p", "no:cacheprovider", "-rf",
+        f"--llm-report-dir={report_dir}", *args,
+    )  # fmt: skip
+    evaluated_in = [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+    return result, evaluated_in
+
+
+def failure_lines(result) -> list[str]:
+    return sorted(line for line in result.outlines if line.startswith("FAILED "))
+
+
+@pytest.mark.parametrize("item", ["tensor", "module"])
+def test_the_child_evaluates_what_one_process_would(pytester, dumps, tmp_path, item):
+    options = ("--llm-verdict=accumulated", f"--llm-item={item}")
+    forked, forked_in = run(pytester, dumps, tmp_path / "forked", *options)
+    alone, alone_in = run(pytester, dumps, tmp_path / "alone", *options, "--llm-no-fork")
+    assert forked_in == ["child"] * PAIRS and alone_in == ["main"] * PAIRS
+    assert forked.ret == alone.ret == 1
+    assert failure_lines(forked) == failure_lines(alone) != []
+    assert read_report(tmp_path / "forked") == read_report(tmp_path / "alone")
+    forked.stdout.fnmatch_lines(["*first divergence: token0/root.model.layers.0.mlp/output_0*"])
+    assert forked.stdout.str().count("relative_euclidean_distance") == alone.stdout.str().count(
+        "relative_euclidean_distance"
+    )  # the failure messages came back whole
+
+
+def test_a_child_that_fails_leaves_the_rest_to_pytests_process(pytester, dumps, tmp_path):
+    forked, evaluated_in = run(
+        pytester, dumps, tmp_path / "forked", "--llm-verdict=accumulated", fail_after=3
+    )
+    alone, _ = run(pytester, dumps, tmp_path / "alone", "--llm-verdict=accumulated", "--llm-no-fork")
+    assert evaluated_in == ["child"] * 3 + ["main"] * (PAIRS - 3)
+    assert failure_lines(forked) == failure_lines(alone)
+    assert read_report(tmp_path / "forked") == read_report(tmp_path / "alone")
+    forked.stdout.fnmatch_lines(
+        ["*the evaluation process stopped (RuntimeError: planted failure); the pairs after it*"]
+    )
+
+
+def test_a_run_stopped_at_its_first_failure_ends_the_child(pytester, dumps, tmp_path):
+    result, _ = run(pytester, dumps, tmp_path / "r", "--llm-verdict=accumulated", "-x")
+    assert result.ret == 1
+    result.assert_outcomes(passed=3, failed=1)
+    _, rows = read_report(tmp_path / "r")
+    assert len(rows) == 4  # the reports hold the pairs that ran, not the ones the child made ahead
+
+
+def test_the_local_verdict_evaluates_in_pytests_process(pytester, dumps, tmp_path):
+    result, evaluated_in = run(pytester, dumps, tmp_path / "r")
+    assert set(evaluated_in) == {"main"}
+    result.assert_outcomes(passed=PAIRS - 2, failed=2)
