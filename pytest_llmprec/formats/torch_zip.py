@@ -15,7 +15,7 @@ import pickle
 import struct
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..dtypes import KERNEL_DTYPES, dtype_facts
 from .raw_tensor import dense_strides
@@ -171,8 +171,7 @@ def storage_records_intact(path: str | os.PathLike[str]) -> bool:
     return all(_stored_intact(entries.get(f"{prefix}data/{key}"), n) for key, n in census.needed.items())
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     """The central-directory facts of one zip member (the names ``zipfile.ZipInfo`` uses)."""
 
     filename: str
@@ -185,6 +184,9 @@ class _Entry:
 TAIL_READ = 1 << 13
 """Bytes read from a file's end for its central directory (a saved tensor's is a few hundred)."""
 _CENTRAL, _END = b"PK\x01\x02", b"PK\x05\x06"
+_CENTRAL_HEADER = struct.Struct("<4s6xH8xIIHHH8xI")
+"""A central directory header (46 bytes): signature, method, compressed and plain sizes, the name,
+extra and comment lengths, and the local header's offset."""
 
 
 def _central_directory(handle, size: int) -> dict[str, _Entry] | None:
@@ -210,14 +212,12 @@ def _central_directory(handle, size: int) -> dict[str, _Entry] | None:
     entries: dict[str, _Entry] = {}
     position = cd_offset - start
     for _ in range(count):
-        header = tail[position : position + 46]
-        if len(header) != 46 or not header.startswith(_CENTRAL):
+        if position + 46 > len(tail):
             return None
-        method, compressed, plain, name_length, extra_length, comment_length = struct.unpack(
-            "<H8xII HHH", header[10:34]
+        signature, method, compressed, plain, name_length, extra_length, comment_length, offset = (
+            _CENTRAL_HEADER.unpack_from(tail, position)
         )
-        offset = struct.unpack("<I", header[42:46])[0]
-        if 0xFFFFFFFF in (compressed, plain, offset):
+        if signature != _CENTRAL or 0xFFFFFFFF in (compressed, plain, offset):
             return None
         name = tail[position + 46 : position + 46 + name_length].decode("utf-8", "replace")
         entries[name] = _Entry(name, method, compressed, plain, offset)
