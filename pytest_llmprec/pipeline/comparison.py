@@ -22,6 +22,7 @@ from ..matching import MatchOptions, MatchResult, NameMapping, Pair, match_dumps
 from ..report.baseline import Baseline
 from ..standards import Layer, Standard, resolve_standard, rule_layer
 from . import reports
+from .collector import collector_paused
 from .evaluate import EvaluatedPair, evaluate_pair
 from .evaluation_process import EvaluationProcess, can_fork
 from .local_gate import LocalGate
@@ -190,9 +191,11 @@ class Comparison:
 
     @contextlib.contextmanager
     def _phase(self, what: str) -> Iterator[None]:
-        """Announce ``what`` once it has run for ``SLOW_PHASE_S``, and then its end."""
+        """Announce ``what`` once it has run for ``SLOW_PHASE_S``, and then its end; the garbage
+        collector is paused meanwhile (``collector``)."""
         if self.announce is None:
-            yield
+            with collector_paused():
+                yield
             return
         announce, start, started = self.announce, time.perf_counter(), threading.Event()
 
@@ -204,7 +207,8 @@ class Comparison:
         timer.daemon = True
         timer.start()
         try:
-            yield
+            with collector_paused():
+                yield
         finally:
             timer.cancel()
             timer.join()
@@ -394,15 +398,16 @@ class Comparison:
             rows = list(self.rows.ordered()) + logits.problem_rows()
             return [logits.write_report(self.settings.report_dir, self.started, rows)]
         try:
-            return reports.write_reports(
-                self.settings,
-                self.started,
-                self.rows,
-                self.matched(),
-                self.baseline,
-                self.earlier_baseline,
-                self.notes,
-            )
+            with collector_paused():
+                return reports.write_reports(
+                    self.settings,
+                    self.started,
+                    self.rows,
+                    self.matched(),
+                    self.baseline,
+                    self.earlier_baseline,
+                    self.notes,
+                )
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             self.notes.append(f"reports not written{where}: {exc.strerror or exc}")

@@ -21,6 +21,7 @@ from ..standards import Verdict
 from ..standards.profiles import DEFAULT_SOURCE
 from ..verdict.local import LocalVerdict, judge_token
 from ..verdict.observations import observe
+from .collector import collector_paused
 from .evaluate import EvaluatedPair, read_pair
 from .references import References
 
@@ -81,7 +82,8 @@ class LocalGate:
         evaluates the other pairs of its token when the token is not judged yet."""
         token = done.pair.token
         if token not in self._judged:
-            self._judge(token, done, evaluate_all)
+            with collector_paused():  # the token's evaluations all live until their items ask
+                self._judge(token, done, evaluate_all)
         verdict = self._verdicts.get(done.pair.key)
         if done.result is None or verdict is None:
             return done
