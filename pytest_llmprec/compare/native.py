@@ -109,6 +109,16 @@ def set_threads(count: int) -> None:
         _threads_wanted = count
 
 
+def stop_threads() -> None:
+    """End the kernel's threads once their work is done (the next comparison starts them again):
+    a process about to fork has no other thread then."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
 def _threads() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

@@ -115,6 +115,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--no-html", dest="html", action="store_false", help="do not write the HTML report")
     parser.add_argument(
+        "--no-fork",
+        dest="fork",
+        action="store_false",
+        help="evaluate every pair in this process (by default a forked child evaluates half of large tokens)",
+    )
+    parser.add_argument(
         "--plots", metavar="DIR", help="also write the report's plots as PNG files (matplotlib)"
     )
     parser.add_argument("--baseline", metavar="PATH", help="baseline metrics CSV to gate regressions against")
@@ -174,6 +180,7 @@ def settings_of(args: argparse.Namespace) -> CompareSettings:
         logits_kl=args.logits_kl,
         logits_l1=args.logits_l1,
         logits_dtype=args.logits_dtype,
+        fork=args.fork,
         option_names=OPTION_NAMES,
     )
 

@@ -9,6 +9,7 @@ with ``write_reports`` and ``summary``, so they write the same files.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +40,9 @@ NOTES_SHOWN = 5
 SLOW_PHASE_S = 1.0
 """Indexing or matching that takes longer is announced (``Comparison.announce``) while it runs."""
 READ_AHEAD = 2
+SPLIT_PAIRS = 64
+"""A token judged at once with at least this many pairs to evaluate has every other one evaluated in
+a forked child process (``settings.fork``), on another core."""
 """Pairs read and compared in the background ahead of the one being used."""
 AHEAD_ELEMENTS = 1 << 16
 """Read ahead only while recent pairs average at least this many elements: for small tensors the
@@ -311,10 +315,73 @@ class Comparison:
         return future.result() if future is not None else self.evaluate(pair, marker)
 
     def _evaluate_all(self, pairs: list[Pair]) -> Iterator[EvaluatedPair]:
+        """``pairs`` evaluated (in no particular order), reading ahead; for the local gate."""
+        if self.settings.fork and len(pairs) >= SPLIT_PAIRS and self._threads_stopped():
+            yield from self._evaluate_halves(pairs)
+            return
+        yield from self._evaluate_in_order(pairs)
+
+    def _threads_stopped(self) -> bool:
+        """Whether this process can fork now: on Linux, once the read-ahead and kernel threads have
+        finished their work and ended (they start again when next needed), and no other remains."""
+        if not sys.platform.startswith("linux"):
+            return False
+        from ..compare import native
+
+        self._ahead.shutdown(wait=True)
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="llmprec-ahead")
+        native.stop_threads()
+        return can_fork()
+
+    def _evaluate_halves(self, pairs: list[Pair]) -> Iterator[EvaluatedPair]:
+        """Every other pair evaluated in a forked child while this process evaluates the rest (the
+        kernel and the Python work of both halves run on two cores); whatever the child does not
+        deliver is evaluated here."""
+        theirs = pairs[1::2]
+        child = EvaluationProcess(theirs, self._child_evaluation(theirs))
+        try:
+            yield from self._evaluate_in_order(pairs[0::2], child.drain)
+            for pair in theirs:
+                made = child.take(pair.key)
+                if made is None:
+                    yield self._evaluation(pair)
+                else:
+                    result, verdict, regressions, message, row = made
+                    yield EvaluatedPair(pair, result, verdict, regressions, message, row)
+        finally:
+            child.stop()
+            if child.problem is not None:
+                self._process_notes.append(
+                    f"a child process evaluating half of a token stopped ({child.problem}); its pairs "
+                    "were evaluated in this process"
+                )
+
+    def _child_evaluation(self, pairs: list[Pair]) -> Callable[[Pair], tuple]:
+        """What the child sends for each of ``pairs`` (evaluated in order, reading ahead): the
+        evaluation without its pair (the row only for pairs that could not be compared)."""
+        position = {pair.key: index for index, pair in enumerate(pairs)}
+
+        def evaluate(pair: Pair) -> tuple:
+            start = position[pair.key] + 1
+            for ahead in pairs[start : start + READ_AHEAD]:
+                self.prefetch(ahead)
+            done = self._evaluation(pair)
+            row = done.row if done.result is None else None
+            return done.result, done.verdict, done.regressions, done.message, row
+
+        return evaluate
+
+    def _evaluate_in_order(
+        self, pairs: list[Pair], between: Callable[[], None] | None = None
+    ) -> Iterator[EvaluatedPair]:
+        """``pairs`` evaluated in order, reading ahead; ``between`` is called after each."""
         for position, pair in enumerate(pairs):
             for ahead in pairs[position + 1 : position + 1 + READ_AHEAD]:
                 self.prefetch(ahead)
-            yield self._evaluation(pair)
+            done = self._evaluation(pair)
+            if between is not None:
+                between()
+            yield done
 
     def evaluate_in_child(self, pairs: Sequence[Pair]) -> bool:
         """Evaluate ``pairs``, in this order, in a forked child process from now on (see

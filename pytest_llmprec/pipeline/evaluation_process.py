@@ -1,5 +1,6 @@
-"""``EvaluationProcess``: a serial pytest run's pairs evaluated in a forked child process, in the
-items' order, while pytest runs the items in its own process.
+"""``EvaluationProcess``: pairs evaluated in a forked child process, in a planned order, while this
+process does other work: a serial pytest run's pairs while pytest runs the items, or half of a large
+token's pairs while this process evaluates the other half (``Comparison``).
 
 In a serial run pytest's per-item protocol and the comparison each take about half the time, and a
 thread of the same process shares the GIL with pytest (measured: slower than none). A child forked
@@ -39,17 +40,18 @@ def can_fork() -> bool:
 
 
 class EvaluationProcess:
-    """The child process evaluating ``pairs`` with ``evaluate(pair) -> (row, message)``;
-    ``notes()`` gives its closing notes once it ended."""
+    """The child process sending ``evaluate(pair)`` (any picklable value) for each of ``pairs``;
+    ``notes()`` gives its ``closing_notes()`` once it ended."""
 
     def __init__(
         self,
         pairs: Sequence[Pair],
-        evaluate: Callable[[Pair], tuple[dict[str, Any], str | None]],
-        closing_notes: Callable[[], list[str]],
+        evaluate: Callable[[Pair], Any],
+        closing_notes: Callable[[], list[str]] = list,
     ) -> None:
         self._position = {pair.key: index for index, pair in enumerate(pairs)}
         self._next = 0  # the position of the next message from the child
+        self._received: dict[str, Any] = {}  # sent and read (``drain``), not taken yet
         self._notes: list[str] = []
         self.problem: str | None = None
         """Why the child stopped before the end (its exception), or None."""
@@ -66,9 +68,11 @@ class EvaluationProcess:
         position = self._position.get(key)
         return position is not None and position >= self._next and self._connection is not None
 
-    def take(self, key: str) -> tuple[dict[str, Any], str | None] | None:
-        """The row and message of the pair ``key``, waiting for the child to send it; None when the
-        pair is not planned, was passed, or the child stopped."""
+    def take(self, key: str) -> Any | None:
+        """What the child made of the pair ``key``, waiting for it; None when the pair is not
+        planned, was passed, or the child stopped."""
+        if key in self._received:
+            return self._received.pop(key)
         position = self._position.get(key)
         if position is None or position < self._next:
             return None
@@ -86,6 +90,20 @@ class EvaluationProcess:
             if self._next > position:  # cannot happen: the child sends in plan order
                 return None
         return None
+
+    def drain(self) -> None:
+        """Read what the child has sent so far without waiting (so that it is not held up by a full
+        pipe while this process is busy); ``take`` hands it out."""
+        while self._connection is not None and self._connection.poll(0):
+            message = self._receive()
+            if message is None:
+                return
+            kind, key, payload = message
+            if kind != MADE:
+                self._ended(kind, payload)
+                return
+            self._received[key] = payload
+            self._next = self._position[key] + 1
 
     def _receive(self) -> tuple[str, str, Any] | None:
         try:
@@ -137,7 +155,7 @@ class EvaluationProcess:
 def _evaluate_all(
     sending: Connection,
     pairs: Sequence[Pair],
-    evaluate: Callable[[Pair], tuple[dict[str, Any], str | None]],
+    evaluate: Callable[[Pair], Any],
     closing_notes: Callable[[], list[str]],
 ) -> None:
     """The child's work: every pair in order, then the notes; it exits without running the parent's

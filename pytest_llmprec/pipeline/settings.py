@@ -58,6 +58,9 @@ class CompareSettings:
     logits_l1: float = 0.01
     logits_dtype: str | None = None
     """Logits dumps (``logits``): msit's ``-cs -kl -l1 -d``; dtype None takes the files' coarser dtype."""
+    fork: bool = True
+    """Whether forked child processes may evaluate pairs on other cores (Linux): half of a large
+    token's pairs under the local verdict, a serial pytest run's pairs under the accumulated one."""
     item: str = "tensor"
     """What one pytest item compares (``ITEM_GRANULARITIES``)."""
     path_map: tuple[tuple[str, str], ...] = ()

@@ -150,7 +150,7 @@ class LlmPlugin:
         config = session.config
         if comparison is None or self.is_worker or config.option.collectonly:
             return
-        if config.getoption("llm_no_fork") or self.settings.judges_locally:
+        if not self.settings.fork or self.settings.judges_locally:
             return
         from .items import planned_pairs
 
@@ -159,7 +159,9 @@ class LlmPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         pairs = getattr(nextitem, "pairs", None)
-        if self._comparison is not None and pairs and self._comparison.reads_ahead:
+        # under the local verdict a token is evaluated at its first item (reading ahead itself)
+        reads_ahead = self._comparison is not None and self._comparison.reads_ahead
+        if reads_ahead and pairs and not self.settings.judges_locally:
             with contextlib.suppress(LlmprecError):  # a bad marker fails that item when it runs
                 self._comparison.prefetch(pairs[0], marker_layer(nextitem))
         yield

@@ -452,6 +452,7 @@ def read_settings(config: pytest.Config) -> CompareSettings:
         fail_on_unmatched=config.getoption("llm_fail_on_unmatched") or config.getini("llm_fail_on_unmatched"),
         rules=rules,
         html=config.getini("llm_html") if html_option is None else html_option,
+        fork=not config.getoption("llm_no_fork"),
         plots_dir=path("llm_plots"),
         level=level,
         op_mapping_file=path("llm_op_mapping_file"),

@@ -3,6 +3,7 @@ items, failures and report as one process; a child that fails or is stopped earl
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -113,3 +114,52 @@ def test_the_local_verdict_evaluates_in_pytests_process(pytester, dumps, tmp_pat
     result, evaluated_in = run(pytester, dumps, tmp_path / "r")
     assert set(evaluated_in) == {"main"}
     result.assert_outcomes(passed=PAIRS - 2, failed=2)
+
+
+LAYERS = 40  # 40 modules x 2 tensors: 80 pairs in each token, enough to split a token's evaluation
+
+
+@pytest.fixture
+def large_dumps(tmp_path):
+    modules = [f"root.model.layers.{i}.mlp" for i in range(LAYERS)]
+
+    def model(scale: float) -> dict:
+        return {
+            0: {
+                module: {"input_0": X + i, "output_0": (X + i) * (scale if i == 7 else 1.0)}
+                for i, module in enumerate(modules)
+            }
+        }
+
+    golden = write_torch_dump(tmp_path / "golden", model(1.0), modules)
+    my = write_torch_dump(tmp_path / "my", model(1.0625), modules)  # layer 7's output fails
+    return golden, my
+
+
+@pytest.mark.parametrize("fail_after", [None, 5])
+def test_a_large_token_is_evaluated_half_in_a_child(pytester, large_dumps, tmp_path, fail_after):
+    split, split_in = run(pytester, large_dumps, tmp_path / "split", fail_after=fail_after)
+    alone, alone_in = run(pytester, large_dumps, tmp_path / "alone", "--llm-no-fork")
+    assert set(alone_in) == {"main"} and len(alone_in) == 2 * LAYERS
+    child = split_in.count("child")
+    if fail_after:  # the child counts on from the pairs evaluated before it was forked
+        assert 0 < child < fail_after
+    else:
+        assert child == LAYERS - 1  # every other pair after the first (asked for first)
+    assert len(split_in) == 2 * LAYERS  # the pairs the child did not deliver were evaluated here
+    assert split.ret == alone.ret == 1
+    failed = failure_lines(split)
+    assert failed == failure_lines(alone)
+    assert [line.split(" - ")[0] for line in failed] == ["FAILED llm/token0/root.model.layers.7.mlp/output_0"]
+    assert read_report(tmp_path / "split") == read_report(tmp_path / "alone")
+    if fail_after:
+        split.stdout.fnmatch_lines(["*a child process evaluating half of a token stopped (RuntimeError*"])
+
+
+def test_llmprec_compare_splits_a_large_token_and_no_fork_does_not(large_dumps, tmp_path):
+    golden, my = large_dumps
+    for name, extra in (("split", []), ("alone", ["--no-fork"])):
+        command = [sys.executable, "-m", "pytest_llmprec.cli", "compare", "-gp", str(golden), "-mp", str(my)]
+        done = subprocess.run([*command, "-o", str(tmp_path / name), *extra], capture_output=True, text=True)
+        assert done.returncode == 1, done.stderr
+    assert read_report(tmp_path / "split") == read_report(tmp_path / "alone")
