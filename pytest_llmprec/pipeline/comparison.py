@@ -9,6 +9,7 @@ with ``write_reports`` and ``summary``, so they write the same files.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -41,12 +42,28 @@ SLOW_PHASE_S = 1.0
 """Indexing or matching that takes longer is announced (``Comparison.announce``) while it runs."""
 READ_AHEAD = 2
 SPLIT_PAIRS = 64
-"""A token judged at once with at least this many pairs to evaluate has every other one evaluated in
-a forked child process (``settings.fork``), on another core."""
+"""A token judged at once with at least this many pairs to evaluate, whose golden files average at
+least ``SPLIT_BYTES``, has every other pair evaluated in a forked child process (``settings.fork``),
+on another core. Small pairs cost little more to evaluate than their results cost to send back."""
+SPLIT_BYTES = 1 << 18
+SPLIT_SAMPLE = 16
+"""Golden files whose sizes estimate a token's average."""
 """Pairs read and compared in the background ahead of the one being used."""
 AHEAD_ELEMENTS = 1 << 16
 """Read ahead only while recent pairs average at least this many elements: for small tensors the
 hand-over between threads costs more than the overlap saves."""
+
+
+def _large(pairs: list[Pair]) -> bool:
+    """Whether ``SPLIT_SAMPLE`` golden files spread over ``pairs`` average ``SPLIT_BYTES`` or more."""
+    step = max(1, len(pairs) // SPLIT_SAMPLE)
+    sizes = []
+    for pair in pairs[::step]:
+        try:
+            sizes.append(os.stat(pair.golden.path).st_size)
+        except OSError:  # its evaluation says why
+            continue
+    return bool(sizes) and sum(sizes) >= SPLIT_BYTES * len(sizes)
 
 
 class SetupError(LlmprecError):
@@ -278,14 +295,14 @@ class Comparison:
 
     def prefetch(self, pair: Any, marker: Layer | None = None) -> None:
         """Start evaluating ``pair`` in the background (the comparison kernel runs without the GIL);
-        at most ``READ_AHEAD`` evaluations are held; none while recent pairs were small."""
+        the pair in use and at most ``READ_AHEAD`` after it are held; none while recent pairs were small."""
         if self._process is not None and self._process.plans(pair.key):
             return
         key = (pair.key, marker)
         held = marker is None and self._gate is not None and pair.key in self._gate.context
         if key in self._pending or held or not self.reads_ahead:
             return
-        while len(self._pending) >= READ_AHEAD:
+        while len(self._pending) > READ_AHEAD:  # the pair in use and READ_AHEAD after it are kept
             self._pending.pop(next(iter(self._pending))).cancel()
         self._pending[key] = self._ahead.submit(self.evaluate, pair, marker)
 
@@ -316,7 +333,7 @@ class Comparison:
 
     def _evaluate_all(self, pairs: list[Pair]) -> Iterator[EvaluatedPair]:
         """``pairs`` evaluated (in no particular order), reading ahead; for the local gate."""
-        if self.settings.fork and len(pairs) >= SPLIT_PAIRS and self._threads_stopped():
+        if self.settings.fork and len(pairs) >= SPLIT_PAIRS and _large(pairs) and self._threads_stopped():
             yield from self._evaluate_halves(pairs)
             return
         yield from self._evaluate_in_order(pairs)

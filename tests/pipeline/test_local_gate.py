@@ -281,3 +281,25 @@ def test_a_reference_that_raises_falls_back_to_propagation_and_says_so(tmp_path)
     notes = [line for line in comparison.summary() if "reference not used" in line]
     comparison.close()
     assert len(notes) == 1 and notes[0].startswith("note: root.a (token 0): reference not used:")
+
+
+@pytest.mark.parametrize("verdict", ["local", "accumulated"])
+def test_reading_ahead_evaluates_each_pair_once(tmp_path, monkeypatch, verdict):
+    from pytest_llmprec.pipeline import comparison as module
+
+    evaluated = []
+    original = module.evaluate_pair
+
+    def counted(pair, *args, **kwargs):
+        evaluated.append(pair.key)
+        return original(pair, *args, **kwargs)
+
+    monkeypatch.setattr(module, "evaluate_pair", counted)
+    large = torch.linspace(-1.0, 1.0, module.AHEAD_ELEMENTS)  # large enough to be read ahead
+    tokens = {0: {f"root.m{i}": {"input_0": large + i, "output": large * (i + 2)} for i in range(8)}}
+    g, m = write_torch_dump(tmp_path / "g", tokens), write_torch_dump(tmp_path / "m", tokens)
+    settings = CompareSettings(golden=g, my=m, report_dir=tmp_path / "r", verdict=verdict, fork=False)
+    comparison = Comparison(settings)
+    done = list(comparison.evaluations())
+    comparison.close()
+    assert len(done) == 16 and sorted(evaluated) == sorted(d.pair.key for d in done)

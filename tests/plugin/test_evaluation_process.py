@@ -117,16 +117,17 @@ def test_the_local_verdict_evaluates_in_pytests_process(pytester, dumps, tmp_pat
 
 
 LAYERS = 40  # 40 modules x 2 tensors: 80 pairs in each token, enough to split a token's evaluation
+LARGE = 1 << 16  # float32 elements: 256 KiB files, large enough to split (comparison.SPLIT_BYTES)
 
 
-@pytest.fixture
-def large_dumps(tmp_path):
+def layered_dumps(tmp_path, elements: int):
     modules = [f"root.model.layers.{i}.mlp" for i in range(LAYERS)]
+    base = torch.linspace(-1.0, 1.0, elements)
 
     def model(scale: float) -> dict:
         return {
             0: {
-                module: {"input_0": X + i, "output_0": (X + i) * (scale if i == 7 else 1.0)}
+                module: {"input_0": base + i, "output_0": (base + i) * (scale if i == 7 else 1.0)}
                 for i, module in enumerate(modules)
             }
         }
@@ -134,6 +135,17 @@ def large_dumps(tmp_path):
     golden = write_torch_dump(tmp_path / "golden", model(1.0), modules)
     my = write_torch_dump(tmp_path / "my", model(1.0625), modules)  # layer 7's output fails
     return golden, my
+
+
+@pytest.fixture
+def large_dumps(tmp_path):
+    return layered_dumps(tmp_path, LARGE)
+
+
+def test_a_token_of_small_pairs_is_not_split(pytester, tmp_path):
+    result, evaluated_in = run(pytester, layered_dumps(tmp_path, 8), tmp_path / "r")
+    assert evaluated_in == ["main"] * 2 * LAYERS  # their results would cost as much to send back
+    result.assert_outcomes(passed=2 * LAYERS - 1, failed=1)
 
 
 @pytest.mark.parametrize("fail_after", [None, 5])
