@@ -243,9 +243,9 @@ def _add_scale_options(add) -> None:
     add(
         "--llm-no-fork",
         None,
-        "evaluate the pairs in pytest's own process. By default a serial run on Linux under the "
-        "accumulated verdict evaluates them in a forked child process, on another core, while pytest "
-        "runs the items.",
+        "evaluate every pair in pytest's own process. By default, on Linux, a forked child evaluates "
+        "half of each large token's pairs, and under the accumulated verdict a serial run's pairs "
+        "while pytest runs the items.",
         action="store_true",
         default=False,
     )
