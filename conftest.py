@@ -19,6 +19,12 @@ try:  # import matplotlib before any in-process pytester run: pytester drops the
 except ImportError:
     pass
 
+# the same for the built-in operator sets: a pytester run that imported them first would drop them,
+# and the opcheck registry, loaded once, would not find their operators again
+from pytest_llmprec.opcheck.registry import op_types  # noqa: E402
+
+op_types()
+
 settings.register_profile(
     "ci",
     max_examples=60,
