@@ -212,11 +212,15 @@ class Comparison:
 
     @contextlib.contextmanager
     def _phase(self, what: str) -> Iterator[None]:
-        """Announce ``what`` once it has run for ``SLOW_PHASE_S``, and then its end; the garbage
-        collector is paused meanwhile (``collector``)."""
+        """A bulk phase: announced when slow, with the garbage collector paused (``collector``)."""
+        with collector_paused(), self._announced(what):
+            yield
+
+    @contextlib.contextmanager
+    def _announced(self, what: str) -> Iterator[None]:
+        """Announce ``what`` once it has run for ``SLOW_PHASE_S``, and then its end."""
         if self.announce is None:
-            with collector_paused():
-                yield
+            yield
             return
         announce, start, started = self.announce, time.perf_counter(), threading.Event()
 
@@ -228,8 +232,7 @@ class Comparison:
         timer.daemon = True
         timer.start()
         try:
-            with collector_paused():
-                yield
+            yield
         finally:
             timer.cancel()
             timer.join()

@@ -77,40 +77,34 @@ class EvaluationProcess:
         if position is None or position < self._next:
             return None
         while self._connection is not None:
-            message = self._receive()
-            if message is None:
+            sent = self._read_one()
+            if sent is None:
                 return None
-            kind, sent_key, payload = message
-            if kind != MADE:
-                self._ended(kind, payload)
-                return None
-            self._next = self._position[sent_key] + 1
-            if sent_key == key:
-                return payload
-            if self._next > position:  # cannot happen: the child sends in plan order
-                return None
+            if sent[0] == key:
+                return sent[1]
         return None
 
     def drain(self) -> None:
         """Read what the child has sent so far without waiting (so that it is not held up by a full
         pipe while this process is busy); ``take`` hands it out."""
         while self._connection is not None and self._connection.poll(0):
-            message = self._receive()
-            if message is None:
-                return
-            kind, key, payload = message
-            if kind != MADE:
-                self._ended(kind, payload)
-                return
-            self._received[key] = payload
-            self._next = self._position[key] + 1
+            sent = self._read_one()
+            if sent is not None:
+                self._received[sent[0]] = sent[1]
 
-    def _receive(self) -> tuple[str, str, Any] | None:
+    def _read_one(self) -> tuple[str, Any] | None:
+        """The next pair the child sent, as (key, what it made); None once the child has ended (its
+        notes or its problem are kept, the pipe is closed)."""
         try:
-            return self._connection.recv()
+            kind, key, payload = self._connection.recv()
         except (EOFError, OSError):
             self._ended(FAILED, "the evaluation process ended without a word")
             return None
+        if kind != MADE:
+            self._ended(kind, payload)
+            return None
+        self._next = self._position[key] + 1
+        return key, payload
 
     def _ended(self, kind: str, payload: Any) -> None:
         if kind == END:
@@ -126,14 +120,8 @@ class EvaluationProcess:
     def stop(self) -> None:
         """End the child: after its closing notes when it has sent every pair, else at once."""
         connection = self._connection
-        if connection is not None and self._next == len(self._position):
-            try:
-                if connection.poll(END_WAIT_S):
-                    message = connection.recv()
-                    if message[0] != MADE:
-                        self._ended(message[0], message[2])
-            except (EOFError, OSError):
-                pass
+        if connection is not None and self._next == len(self._position) and connection.poll(END_WAIT_S):
+            self._read_one()  # the closing notes
         if self._connection is not None:
             self._close()
             with contextlib.suppress(ProcessLookupError):

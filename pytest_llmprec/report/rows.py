@@ -104,7 +104,7 @@ def comparison_row(
         "standard": verdict.standard.name,
         "baseline": "regressed" if regressions else "",
     }
-    names, read = _result_columns(type(result))
+    names, read = _result_columns(type(result), tuple(row))
     row.update(zip(names, read(result), strict=True))
     row["golden_shape"] = _shape(result.golden_shape)
     row["my_shape"] = _shape(result.my_shape)
@@ -112,17 +112,13 @@ def comparison_row(
     return row
 
 
-_OWN_COLUMNS = frozenset((
-    "token_id", "golden_data_path", "golden_op_type", "my_data_path", "my_op_type", "cmp_fail_reason",
-    "pair_key", "node_order", "verdict", "failed_checks", "check_sources", "standard", "baseline",
-))  # fmt: skip
-"""The columns ``comparison_row`` fills itself; the other columns a result has come from the result."""
-
-
 @functools.cache
-def _result_columns(kind: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    """The columns a result of type ``kind`` fills, and a reader of their values in that order."""
-    names = tuple(c for c in COLUMNS if c not in _OWN_COLUMNS and c in {f.name for f in fields(kind)})
+def _result_columns(
+    kind: type, filled: tuple[str, ...]
+) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The columns a result of type ``kind`` fills besides those ``filled`` already, and a reader of
+    their values in that order."""
+    names = tuple(c for c in COLUMNS if c not in filled and c in {f.name for f in fields(kind)})
     read = operator.attrgetter(*names) if len(names) > 1 else lambda result: (getattr(result, names[0]),)
     return names, read
 
