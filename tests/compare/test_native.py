@@ -123,7 +123,9 @@ def test_transposed_views_compare_raw_like_the_loaded_tensors(tmp_path):
     want = compare_tensors(load_tensor(tmp_path / "g.pt"), load_tensor(tmp_path / "m.pt")).as_dict()
     for name, value in result.as_dict().items():  # sums in another order: equal to rounding
         if isinstance(value, float):
-            assert math.isclose(value, want[name], rel_tol=1e-12, abs_tol=1e-300), name
+            # The KL weights are exact to about 1e-10 of the divergence (see kl_block in _kernel.c).
+            rel_tol = 1e-9 if name == "kl_divergence" else 1e-12
+            assert math.isclose(value, want[name], rel_tol=rel_tol, abs_tol=1e-300), name
         else:
             assert value == want[name], name
 
