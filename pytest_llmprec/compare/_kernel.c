@@ -6,6 +6,10 @@
  *              tol_rtol, tol_atol, tol_small, offset) -> tuple of floats named by FIELDS
  *   count_over(golden, g_kind, g_lut, my, m_kind, m_lut, ulp_bits, ulp_emin,
  *              error_kind, bound) -> int (to explain a failure; see enum error_kind)
+ *   logits(golden, g_kind, g_lut, my, m_kind, m_lut, k) -> (gg, mm, gm, g_abs, m_abs,
+ *          g_max, m_max, g_bad, m_bad, kl_g_max, kl_g_sum, kl_g_dot, kl_m_max, kl_m_sum,
+ *          g_top, m_top): one row of logits (_kernel_logits.h); the tops are lists of
+ *          (value, index) of each side's k largest values, largest first
  *
  * golden and my are read-only contiguous buffers of the element kinds below
  * (any one-byte dtype goes through a 256-entry float64 look-up table). Each
@@ -335,6 +339,22 @@ static inline __attribute__((always_inline)) int block_stats(const double *g, co
     return 1;
 }
 
+/* Online log-sum-exp of both sides: rescale the running KL sums of `a` to
+ * new maxima. */
+static inline void kl_rescale(acc_t *a, double kg_max, double km_max)
+{
+    if (kg_max > a->kl_g_max) {
+        const double s = a->kl_g_sum > 0 ? exp(a->kl_g_max - kg_max) : 0.0;
+        a->kl_g_sum *= s;
+        a->kl_g_dot *= s;
+        a->kl_g_max = kg_max;
+    }
+    if (km_max > a->kl_m_max) {
+        a->kl_m_sum *= a->kl_m_sum > 0 ? exp(a->kl_m_max - km_max) : 0.0;
+        a->kl_m_max = km_max;
+    }
+}
+
 /* Add a block's statistics to `a`: sums, extremes, the worst element (the
  * first one of the largest |d|, searched in g and m at flat position base),
  * and the KL maxima, to which the running KL sums are rescaled. */
@@ -366,17 +386,7 @@ static void add_block(acc_t *a, const block_t *b, const double *g, const double 
             }
         }
     }
-    /* Online log-sum-exp of both sides: rescale the running sums to the new maxima. */
-    if (b->kg_max > a->kl_g_max) {
-        const double s = a->kl_g_sum > 0 ? exp(a->kl_g_max - b->kg_max) : 0.0;
-        a->kl_g_sum *= s;
-        a->kl_g_dot *= s;
-        a->kl_g_max = b->kg_max;
-    }
-    if (b->km_max > a->kl_m_max) {
-        a->kl_m_sum *= a->kl_m_sum > 0 ? exp(a->kl_m_max - b->km_max) : 0.0;
-        a->kl_m_max = b->km_max;
-    }
+    kl_rescale(a, b->kg_max, b->km_max);
 }
 
 /* Whether a block whose largest |my - golden| is max_ad takes the shared-weight
@@ -487,6 +497,8 @@ static const range_fn isa_functions[ISA_COUNT] = {reduce_range_baseline, reduce_
 #else
 static const range_fn isa_functions[ISA_COUNT] = {reduce_range_baseline, NULL, NULL};
 #endif
+#include "_kernel_logits.h"
+
 static int isa_best;    /* the best instruction set this CPU runs, set at import */
 static int isa_current; /* the one accumulate uses */
 
@@ -640,6 +652,66 @@ static PyObject *count_over(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(total);
 }
 
+/* The k largest values of a top_t as a list of (value, index), largest first. */
+static PyObject *top_list(const top_t *t)
+{
+    PyObject *list = PyList_New(t->filled);
+    for (Py_ssize_t j = 0; list && j < t->filled; j++) {
+        PyObject *item = Py_BuildValue("(dn)", t->values[j], t->indices[j]);
+        if (!item) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, j, item);
+    }
+    return list;
+}
+
+static PyObject *logits(PyObject *self, PyObject *args)
+{
+    pair_t pair;
+    PyObject *g_lut, *m_lut, *g_top = NULL, *m_top = NULL, *result = NULL;
+    Py_ssize_t k;
+    logits_t out;
+    (void)self;
+
+    if (!PyArg_ParseTuple(args, "y*iOy*iOn", &pair.g, &pair.g_kind, &g_lut, &pair.m, &pair.m_kind, &m_lut, &k))
+        return NULL;
+    if (open_pair(&pair, g_lut, m_lut) < 0)
+        return NULL;
+    k = k < 0 ? 0 : k > pair.n ? pair.n : k;
+    memset(&out, 0, sizeof(out));
+    out.g_max = out.m_max = out.kl.kl_g_max = out.kl.kl_m_max = -INFINITY;
+    out.g_top.k = out.m_top.k = k;
+    out.g_top.values = PyMem_Malloc((size_t)(k ? k : 1) * sizeof(double));
+    out.m_top.values = PyMem_Malloc((size_t)(k ? k : 1) * sizeof(double));
+    out.g_top.indices = PyMem_Malloc((size_t)(k ? k : 1) * sizeof(Py_ssize_t));
+    out.m_top.indices = PyMem_Malloc((size_t)(k ? k : 1) * sizeof(Py_ssize_t));
+    if (!out.g_top.values || !out.m_top.values || !out.g_top.indices || !out.m_top.indices) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    logits_functions[isa_current]((const char *)pair.g.buf, pair.g_kind, pair.g_lut, (const char *)pair.m.buf,
+                                  pair.m_kind, pair.m_lut, pair.n, &out);
+    Py_END_ALLOW_THREADS
+    g_top = top_list(&out.g_top);
+    m_top = top_list(&out.m_top);
+    if (g_top && m_top)
+        result = Py_BuildValue("(dddddddiidddddOO)", out.gg, out.mm, out.gm, out.g_abs, out.m_abs, out.g_max,
+                               out.m_max, out.g_bad, out.m_bad, out.kl.kl_g_max, out.kl.kl_g_sum, out.kl.kl_g_dot,
+                               out.kl.kl_m_max, out.kl.kl_m_sum, g_top, m_top);
+done:
+    Py_XDECREF(g_top);
+    Py_XDECREF(m_top);
+    PyMem_Free(out.g_top.values);
+    PyMem_Free(out.m_top.values);
+    PyMem_Free(out.g_top.indices);
+    PyMem_Free(out.m_top.indices);
+    close_pair(&pair);
+    return result;
+}
+
 /* use_instruction_set(name) -> str: reduce with the named instruction set (one of
  * INSTRUCTION_SETS) from now on, and say which one was in use. */
 static PyObject *use_instruction_set(PyObject *self, PyObject *arg)
@@ -661,6 +733,7 @@ static PyObject *use_instruction_set(PyObject *self, PyObject *arg)
 static PyMethodDef methods[] = {
     {"accumulate", accumulate, METH_VARARGS, "Reduce two flat buffers to the comparison accumulators."},
     {"count_over", count_over, METH_VARARGS, "Count the elements whose error of one kind exceeds a bound."},
+    {"logits", logits, METH_VARARGS, "The statistics of one row of logits and the k largest values of each side."},
     {"use_instruction_set", use_instruction_set, METH_O, "Reduce with the named instruction set from now on."},
     {NULL, NULL, 0, NULL},
 };

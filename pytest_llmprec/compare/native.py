@@ -9,11 +9,12 @@ is None when the optional extension was not built (callers then use torch).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 from array import array
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..dtypes import KERNEL_ELEMENT_KINDS, dtype_facts, dtype_name
 from ..standards.thresholds import Tolerance
@@ -153,6 +154,39 @@ def accumulate_buffers(
     for future in futures[1:]:
         acc = merge(acc, future.result())
     return acc
+
+
+class LogitsRow(NamedTuple):
+    """The float64 statistics of one row of logits, golden and my: Σg², Σm², Σgm, Σ|g|, Σ|m|,
+    max g, max m, whether either side holds NaN/Inf (the rest is then undefined), the KL
+    divergence of softmax(my) from softmax(golden), and the ``(value, index)`` of each side's k
+    largest values, largest first, equal values by increasing index."""
+
+    gg: float
+    mm: float
+    gm: float
+    g_abs: float
+    m_abs: float
+    g_max: float
+    m_max: float
+    g_bad: bool
+    m_bad: bool
+    kl: float
+    g_top: list[tuple[float, int]]
+    m_top: list[tuple[float, int]]
+
+
+def logits_row(golden: Buffer, my: Buffer, k: int) -> LogitsRow:
+    """``LogitsRow`` of two equally long buffers, in one pass of the kernel."""
+    if golden.count != my.count:
+        raise ValueError(f"the buffers hold {golden.count} and {my.count} elements")
+    *sums, g_bad, m_bad, g_top_max, g_sum, g_dot, m_top_max, m_sum, g_top, m_top = _kernel.logits(
+        golden.data, golden.kind, golden.table, my.data, my.kind, my.table, k
+    )
+    kl = math.nan
+    if not (g_bad or m_bad):
+        kl = g_dot / g_sum - (g_top_max + math.log(g_sum)) + (m_top_max + math.log(m_sum))
+    return LogitsRow(*sums, bool(g_bad), bool(m_bad), kl, g_top, m_top)
 
 
 def count_exceeding_raw(golden: RawTensor, my: RawTensor, kind: str, bound: float) -> int:

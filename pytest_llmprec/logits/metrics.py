@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 ULP_UNITS = {"bf16": 2.0**-7, "fp16": 2.0**-10, "fp32": 2.0**-23}
 """msit's ULP unit per ``--dtype``: the spacing of 1.0 in that type."""
@@ -146,46 +146,38 @@ def shape_reasons(golden: Any, my: Any) -> list[str]:
     return []
 
 
-def _finite(tensor: Any) -> bool:
-    import torch
-
-    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
-
-
 def compare_logits(golden: Any, my: Any, thresholds: LogitsThresholds | None = None) -> LogitsMetrics:
     """The metrics of one token's logits (``[vocab]``, ``[1, vocab]`` or ``[rows, vocab]``; the top-1
     fields describe the last row, the next token's)."""
-    import torch
-
     t = thresholds or LogitsThresholds()
     g, m = _last_rows(as_logits(golden), as_logits(my))
     dtype = working_dtype(g, m, t)
     reasons = shape_reasons(g, m)
     if reasons:
         return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
-    g32 = g.float() if g.dtype != torch.float64 else g
-    m32 = m.float() if m.dtype != torch.float64 else m
-    sums = _kernel_sums(g, m)
-    if sums is None:
-        reasons = [
-            reason for tensor, reason in ((g, GOLDEN_NONFINITE), (m, MY_NONFINITE)) if not _finite(tensor)
-        ]
-        sums = (0.0,) * 6 if reasons else _torch_sums(g32, m32)
-    else:
-        reasons = [
-            reason for bad, reason in zip(sums[6:], (GOLDEN_NONFINITE, MY_NONFINITE), strict=True) if bad
-        ]
+    wide = min(max(t.top_k, 2), g.shape[-1])
+    sums = _kernel_sums(g, m, wide) or _torch_sums(g, m, wide)
+    bad = ((sums.g_bad, GOLDEN_NONFINITE), (sums.m_bad, MY_NONFINITE))
+    reasons = [reason for flag, reason in bad if flag]
     if reasons:
         return LogitsMetrics(fail_reason=" ".join(reasons), dtype=dtype)
-    gg, mm, gm, kl, g_max, m_max = sums[:6]
-    cosine = _cosine(gg, mm, gm)
-    l1 = l1_ratio(abs_sum(g32), abs_sum(m32))
-    ulp = ulp_of(m_max, dtype)
-    ulp_max_diff = None if ulp is None else abs(g_max - m_max)
-    passed = msit_passed(cosine, kl, l1, ulp_max_diff, ulp, t)
-    top = _top(g32.reshape(-1, g32.shape[-1])[-1], m32.reshape(-1, m32.shape[-1])[-1], t, dtype)
+    cosine = _cosine(sums.gg, sums.mm, sums.gm)
+    l1 = l1_ratio(sums.g_abs, sums.m_abs)
+    ulp = ulp_of(sums.m_max, dtype)
+    ulp_max_diff = None if ulp is None else abs(sums.g_max - sums.m_max)
+    passed = msit_passed(cosine, sums.kl, l1, ulp_max_diff, ulp, t)
+    top = _top(g.reshape(-1, g.shape[-1])[-1], sums, t, dtype)
     return LogitsMetrics(
-        cosine, kl, l1, ulp_max_diff, ulp, passed, MAX_ZERO if ulp is None else "", *top, dtype, g.shape[-1]
+        cosine,
+        sums.kl,
+        l1,
+        ulp_max_diff,
+        ulp,
+        passed,
+        MAX_ZERO if ulp is None else "",
+        *top,
+        dtype,
+        g.shape[-1],
     )
 
 
@@ -195,15 +187,31 @@ def _cosine(gg: float, mm: float, gm: float) -> float:
     return round(gm / (max(math.sqrt(gg), 1e-8) * max(math.sqrt(mm), 1e-8)), 10)
 
 
-Sums = tuple[float, ...]
-"""Σg², Σm², Σgm, Σ-over-rows KL, max g, max m; from the kernel also whether g, m hold NaN/Inf."""
+class Sums(NamedTuple):
+    """What the metrics are made of, in float64: Σg², Σm², Σgm, the KL summed over rows, max g,
+    max m, Σ|g|, Σ|m|, whether g and m hold NaN/Inf (the rest is then undefined), and the
+    ``(value, index)`` of the largest values of each side's last row, largest first, equal values
+    by increasing index."""
+
+    gg: float
+    mm: float
+    gm: float
+    kl: float
+    g_max: float
+    m_max: float
+    g_abs: float
+    m_abs: float
+    g_bad: bool
+    m_bad: bool
+    g_top: list[tuple[float, int]]
+    m_top: list[tuple[float, int]]
 
 
-def _kernel_sums(g: Any, m: Any) -> Sums | None:
+def _kernel_sums(g: Any, m: Any, k: int) -> Sums | None:
     """The sums by the C kernel (one float64 pass per row), or None when it cannot read the tensors."""
+    import torch
+
     from ..compare import native
-    from ..compare.accumulators import UlpGrid
-    from ..compare.results import default_tolerance
 
     if not native.available() or g.device.type != "cpu" or m.device.type != "cpu":
         return None
@@ -211,55 +219,59 @@ def _kernel_sums(g: Any, m: Any) -> Sums | None:
         return None
     g_rows = g.reshape(-1, g.shape[-1]).contiguous()
     m_rows = m.reshape(-1, m.shape[-1]).contiguous()
-    ulp, tolerance = UlpGrid.of(m.dtype), default_tolerance(g.dtype, m.dtype)
-    gg = mm = gm = kl = 0.0
-    g_max = m_max = -math.inf
-    g_bad = m_bad = False
-    for row in range(g_rows.shape[0]):
-        golden = native.Buffer(_bytes(g_rows[row]), g.dtype)
-        my = native.Buffer(_bytes(m_rows[row]), m.dtype)
-        acc = native.accumulate_buffers(golden, my, 0, ulp, tolerance)
-        g_bad = g_bad or bool(acc["g_nan"] or acc["g_inf"])
-        m_bad = m_bad or bool(acc["m_nan"] or acc["m_inf"])
+    rows = g_rows.shape[0]
+    totals = [0.0] * 6
+    g_max, m_max, g_bad, m_bad = -math.inf, -math.inf, False, False
+    for row in range(rows):
+        golden = native.Buffer(g_rows[row].view(torch.uint8).numpy(), g.dtype)
+        my = native.Buffer(m_rows[row].view(torch.uint8).numpy(), m.dtype)
+        found = native.logits_row(golden, my, k if row == rows - 1 else 0)
+        g_bad, m_bad = g_bad or found.g_bad, m_bad or found.m_bad
         if g_bad or m_bad:
             continue
-        gg, mm, gm = gg + acc["sum_gg"], mm + acc["sum_mm"], gm + acc["sum_gm"]
-        lse_g = acc["kl_g_max"] + math.log(acc["kl_g_sum"])
-        lse_m = acc["kl_m_max"] + math.log(acc["kl_m_sum"])
-        kl += acc["kl_g_dot"] / acc["kl_g_sum"] - lse_g + lse_m
-        g_max, m_max = max(g_max, acc["g_max"]), max(m_max, acc["m_max"])
-    return gg, mm, gm, max(kl, 0.0), g_max, m_max, g_bad, m_bad
+        for index, value in enumerate((found.gg, found.mm, found.gm, found.g_abs, found.m_abs, found.kl)):
+            totals[index] += value
+        g_max, m_max = max(g_max, found.g_max), max(m_max, found.m_max)
+    gg, mm, gm, g_abs, m_abs, kl = totals
+    return Sums(gg, mm, gm, max(kl, 0.0), g_max, m_max, g_abs, m_abs, g_bad, m_bad, found.g_top, found.m_top)
 
 
-def _bytes(row: Any) -> memoryview:
-    import torch
-
-    return memoryview(row.view(torch.uint8).numpy())
-
-
-def _torch_sums(g: Any, m: Any) -> Sums:
+def _torch_sums(g: Any, m: Any, k: int) -> Sums:
     """The sums by torch in float64 (logits on an accelerator, dtypes the kernel does not read)."""
     import torch
 
+    g_bad, m_bad = not _finite(g), not _finite(m)
+    if g_bad or m_bad:
+        return Sums(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, g_bad, m_bad, [], [])
+    g = g.float() if g.dtype != torch.float64 else g
+    m = m.float() if m.dtype != torch.float64 else m
     g64, m64 = g.reshape(-1).double(), m.reshape(-1).double()
     log_p = torch.log_softmax(g.double(), dim=-1)
     log_q = torch.log_softmax(m.double(), dim=-1)
     kl = max(float(torch.sum(log_p.exp() * (log_p - log_q))), 0.0)
     dots = float(torch.dot(g64, g64)), float(torch.dot(m64, m64)), float(torch.dot(g64, m64))
-    return (*dots, kl, float(g.max()), float(m.max()))
+    g_last, m_last = g.reshape(-1, g.shape[-1])[-1], m.reshape(-1, m.shape[-1])[-1]
+    g_top, m_top = (list(zip(*top_k(row, k), strict=True)) for row in (g_last, m_last))
+    return Sums(*dots, kl, float(g.max()), float(m.max()), abs_sum(g), abs_sum(m), False, False, g_top, m_top)
 
 
-def _top(g: Any, m: Any, t: LogitsThresholds, dtype: str) -> tuple[int, int, float, float, float, float]:
-    """top1_golden, top1_my, topk_overlap, golden_margin, flip_margin, tie_tolerance of one row."""
+def _finite(tensor: Any) -> bool:
+    import torch
 
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+
+
+def _top(g: Any, sums: Sums, t: LogitsThresholds, dtype: str) -> tuple[int, int, float, float, float, float]:
+    """top1_golden, top1_my, topk_overlap, golden_margin, flip_margin, tie_tolerance of the last row
+    ``g`` of the golden."""
     from .tokens import tie_tolerance
 
     k = min(t.top_k, g.numel())
-    wide = min(max(k, 2), g.numel())
-    (g_values, g_indices), (_, m_indices) = top_k(g, wide), top_k(m, wide)
+    g_indices = [index for _, index in sums.g_top]
+    m_indices = [index for _, index in sums.m_top]
     top1_g, top1_m = g_indices[0], m_indices[0]
     overlap = len(set(g_indices[:k]) & set(m_indices[:k])) / k
-    golden_margin = g_values[0] - g_values[1] if g.numel() > 1 else math.inf
+    golden_margin = sums.g_top[0][0] - sums.g_top[1][0] if g.numel() > 1 else math.inf
     g_at_g, g_at_m = float(g[top1_g]), float(g[top1_m])
     tolerance = tie_tolerance(max(abs(g_at_g), abs(g_at_m)), dtype, t.tie_ulps)
     return top1_g, top1_m, overlap, golden_margin, g_at_g - g_at_m, tolerance
@@ -271,39 +283,46 @@ the largest column maxima."""
 
 
 def top_k(row: Any, k: int, *, use_numpy: bool | None = None) -> tuple[list[float], list[int]]:
-    """The ``k`` largest values of a 1-D tensor and their indices, largest first, equal values by
-    increasing index among them (the first is ``argmax`` unless more than k values tie for the
-    maximum). One pass of column maxima over a ``[64, n/64]`` view, then the ``k`` best columns
-    and the tail; numpy for CPU tensors (single-threaded: torch's thread pool costs more than the
-    work on a busy machine; ``use_numpy`` None), torch otherwise."""
+    """The ``k`` largest values of a 1-D float tensor and their indices, largest first, equal values
+    by increasing index (as the C kernel gives them). The ``k``-th largest value comes from one
+    pass of column maxima over a ``[64, n/64]`` view, the ``k`` best columns and the tail; a second
+    pass takes every value at least as large. numpy for CPU tensors (single-threaded: torch's
+    thread pool costs more than the work on a busy machine; ``use_numpy`` None), torch otherwise."""
     import numpy as np
     import torch
 
     on_cpu = row.device.type == "cpu" if use_numpy is None else use_numpy
     values = row.numpy() if on_cpu else row
-    width = row.numel() // TOP_K_ROWS
+    floor = _kth_largest(values, k, on_cpu)
+    if on_cpu:
+        at_least = np.flatnonzero(values >= floor)
+        order = at_least[np.argsort(-values[at_least], kind="stable")[:k]]
+        return values[order].astype(np.float64).tolist(), order.tolist()
+    at_least = torch.nonzero(values >= floor).flatten()
+    order = at_least[torch.sort(values[at_least], descending=True, stable=True).indices[:k]]
+    return values[order].double().tolist(), order.tolist()
+
+
+def _kth_largest(values: Any, k: int, on_cpu: bool) -> Any:
+    import numpy as np
+    import torch
+
+    n = values.shape[0]
+    width = n // TOP_K_ROWS
     full = width * TOP_K_ROWS
     if width < 4 * k:
-        candidates = np.arange(row.numel()) if on_cpu else torch.arange(row.numel(), device=row.device)
+        picked = values
     elif on_cpu:
-        column_max = values[:full].reshape(TOP_K_ROWS, width).max(axis=0)
-        columns = np.argpartition(column_max, -k)[-k:]
+        columns = np.argpartition(values[:full].reshape(TOP_K_ROWS, width).max(axis=0), -k)[-k:]
         grid = columns[None, :] + width * np.arange(TOP_K_ROWS)[:, None]
-        candidates = np.concatenate([grid.reshape(-1), np.arange(full, row.numel())])
+        picked = values[np.concatenate([grid.reshape(-1), np.arange(full, n)])]
     else:
-        column_max = values[:full].view(TOP_K_ROWS, width).amax(dim=0)
-        columns = torch.topk(column_max, k).indices
-        grid = columns[None, :] + width * torch.arange(TOP_K_ROWS, device=row.device)[:, None]
-        candidates = torch.cat([grid.reshape(-1), torch.arange(full, row.numel(), device=row.device)])
-    picked = values[candidates]
+        columns = torch.topk(values[:full].view(TOP_K_ROWS, width).amax(dim=0), k).indices
+        grid = columns[None, :] + width * torch.arange(TOP_K_ROWS, device=values.device)[:, None]
+        picked = values[torch.cat([grid.reshape(-1), torch.arange(full, n, device=values.device)])]
     if on_cpu:
-        best = np.argpartition(picked, -k)[-k:] if picked.size > k else np.arange(picked.size)
-        chosen = zip(picked[best].astype(np.float64).tolist(), candidates[best].tolist(), strict=True)
-    else:
-        found = torch.topk(picked, k)
-        chosen = zip(found.values.double().tolist(), candidates[found.indices].tolist(), strict=True)
-    order = sorted(chosen, key=lambda item: (-item[0], item[1]))
-    return [value for value, _ in order], [index for _, index in order]
+        return np.partition(picked, picked.size - k)[picked.size - k]
+    return torch.topk(picked, k).values[-1]
 
 
 def abs_sum(tensor: Any) -> float:

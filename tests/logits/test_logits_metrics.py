@@ -188,3 +188,35 @@ def test_top_k_is_exact_with_blocks_and_a_tail(use_numpy, vocab):
     expected = torch.topk(row, 5)
     assert values == pytest.approx(expected.values.double().tolist())
     assert indices[:2] == [5, vocab - 1] and set(indices) == set(expected.indices.tolist())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_both_engines_agree_on_tokens_and_margins(monkeypatch, dtype):
+    from pytest_llmprec.compare import native
+
+    rng = np.random.default_rng(5)
+    g = torch.from_numpy(rng.integers(0, 40, (3, 3000)) / 4.0).to(dtype)  # many ties at the top
+    m = (g.double() + torch.from_numpy(rng.integers(-1, 2, (3, 3000)) / 4.0)).to(dtype)
+    kernel = compare_logits(g, m, LogitsThresholds(top_k=7))
+    monkeypatch.setattr(native, "available", lambda: False)
+    torch_engine = compare_logits(g, m, LogitsThresholds(top_k=7))
+    assert kernel.top1_golden == int(g[-1].double().argmax()) and kernel.top1_my == int(
+        m[-1].double().argmax()
+    )
+    for field in ("top1_golden", "top1_my", "topk_overlap", "golden_margin", "flip_margin", "tie_tolerance"):
+        assert getattr(kernel, field) == getattr(torch_engine, field), field
+    assert kernel.l1_norm == pytest.approx(torch_engine.l1_norm, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("use_numpy", [True, False], ids=["numpy", "torch"])
+@pytest.mark.parametrize("vocab", [152064, 300])
+def test_top_k_breaks_ties_beyond_k_by_the_first_indices(use_numpy, vocab):
+    from pytest_llmprec.logits.metrics import top_k
+
+    row = torch.zeros(vocab)
+    tied = sorted(torch.randperm(vocab, generator=torch.Generator().manual_seed(2))[:40].tolist())
+    row[tied] = 3.0
+    row[tied[-1]] = 4.0  # the largest is the last of them
+    values, indices = top_k(row, 5, use_numpy=use_numpy)
+    assert values == [4.0, 3.0, 3.0, 3.0, 3.0]
+    assert indices == [tied[-1], *tied[:4]]
