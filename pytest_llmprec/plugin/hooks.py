@@ -63,8 +63,9 @@ class LlmPlugin:
         self._silent = False
         self.pair_tests: dict[str, str] = {}
         """Outcome of each hand-written test that takes ``llm_pair``, counted apart from the pairs."""
-        self.html_table = config.pluginmanager.hasplugin("html")
-        """pytest-html reads the rows from the reports (``html_extras``), so they are kept then."""
+        self.html_table = config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+        """Whether pytest-html writes a report (``--html``): its table row, made at the test's
+        teardown, shows a few columns of the item's first row (``html_extras``)."""
 
     def comparison(self) -> Comparison:
         if self._comparison is None:
@@ -185,7 +186,12 @@ class LlmPlugin:
         rows = getattr(report, "llmprec_rows", None)
         if rows and report.when == "call" and not self.is_worker:
             self.comparison().add_rows(rows)
-            if not self.html_table:  # the terminal reporter keeps every report until the end
+            # the terminal reporter keeps every report until the end: only what pytest-html shows stays
+            if self.html_table:
+                from .html_extras import table_row
+
+                report.llmprec_rows = [table_row(rows[0])]
+            else:
                 del report.llmprec_rows
         decisive = report.when == "call" or report.failed or report.skipped  # one outcome per test
         if getattr(report, "llmprec_pair_test", False) and decisive and not self.is_worker:

@@ -27,6 +27,16 @@ COLUMNS = (
 """(pytest-html column type, header, report row column, significant digits) of the added cells."""
 
 
+TIP_COLUMNS = ("failed_checks", "cmp_fail_reason")
+"""Report row columns shown as the verdict cell's tooltip."""
+
+
+def table_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a report row that the results table shows (a run keeps one per test)."""
+    names = [column for _, _, column, _ in COLUMNS] + [*TIP_COLUMNS, "pair_key"]
+    return {name: row[name] for name in names if name in row}
+
+
 def _cell(value: Any, digits: int | None) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.{digits or 6}g}"
@@ -65,7 +75,7 @@ class HtmlExtras:
         row = rows[0]
         for offset, (kind, _header, column, digits) in enumerate(COLUMNS):
             text = escape(_cell(row.get(column), digits))
-            title = escape(str(row.get("failed_checks") or row.get("cmp_fail_reason") or ""))
+            title = escape(str(next((row[c] for c in TIP_COLUMNS if row.get(c)), "")))
             tip = f' title="{title}"' if title and column == "verdict" else ""
             cells.insert(2 + offset, f'<td class="col-{kind}"{tip}>{text}</td>')
 

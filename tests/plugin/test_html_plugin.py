@@ -184,3 +184,30 @@ def test_pytest_html_without_our_report_has_empty_cells_and_no_links(pytester, d
     assert "llmprec report" not in page and "pytest-llmprec:" not in page
     plain = next(r for r in pytest_html_rows(pytester.path / "pytest.html") if "test_plain" in r)
     assert 'col-llmCosine\\"></td>' in plain or 'col-llmCosine"></td>' in plain
+
+
+KEPT_ROWS_PROBE = """
+def pytest_terminal_summary(terminalreporter):
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            rows = getattr(report, "llmprec_rows", None)
+            if report.when == "call" and "layers" in report.nodeid:
+                print("KEPT", report.nodeid, sorted(rows[0]) if rows else None)
+"""
+
+
+@needs_pytest_html
+@pytest.mark.parametrize("with_html", [False, True])
+def test_reports_keep_only_what_the_pytest_html_table_shows(pytester, dumps, with_html):
+    # pytest's terminal reporter holds every report to the end: a whole row on each is ~4 KB a pair
+    pytester.makeconftest(KEPT_ROWS_PROBE)
+    result = run(pytester, *dumps, "-s", *(["--html=pytest.html"] if with_html else []))
+    kept = [line for line in result.stdout.lines if line.startswith("KEPT ")]
+    assert len(kept) == 2 * LAYERS
+    shown = "['cmp_fail_reason', 'cosine_similarity', 'failed_checks', 'max_absolute_error', "
+    shown += "'pair_key', 'relative_euclidean_distance', 'verdict']"
+    for line in kept:
+        assert line.endswith(shown if with_html else " None"), line
+    if with_html:
+        failed = next(r for r in pytest_html_rows(pytester.path / "pytest.html") if "layers.1.mlp" in r)
+        assert "title=" in failed  # the failed checks, from the kept columns
