@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
+
+from ..compare.native import LogitsRow
 
 ULP_UNITS = {"bf16": 2.0**-7, "fp16": 2.0**-10, "fp32": 2.0**-23}
 """msit's ULP unit per ``--dtype``: the spacing of 1.0 in that type."""
@@ -187,28 +189,10 @@ def _cosine(gg: float, mm: float, gm: float) -> float:
     return round(gm / (max(math.sqrt(gg), 1e-8) * max(math.sqrt(mm), 1e-8)), 10)
 
 
-class Sums(NamedTuple):
-    """What the metrics are made of, in float64: Σg², Σm², Σgm, the KL summed over rows, max g,
-    max m, Σ|g|, Σ|m|, whether g and m hold NaN/Inf (the rest is then undefined), and the
-    ``(value, index)`` of the largest values of each side's last row, largest first, equal values
-    by increasing index."""
-
-    gg: float
-    mm: float
-    gm: float
-    kl: float
-    g_max: float
-    m_max: float
-    g_abs: float
-    m_abs: float
-    g_bad: bool
-    m_bad: bool
-    g_top: list[tuple[float, int]]
-    m_top: list[tuple[float, int]]
-
-
-def _kernel_sums(g: Any, m: Any, k: int) -> Sums | None:
-    """The sums by the C kernel (one float64 pass per row), or None when it cannot read the tensors."""
+def _kernel_sums(g: Any, m: Any, k: int) -> LogitsRow | None:
+    """The statistics of all rows by the C kernel (one float64 pass per row; sums and KL added over
+    the rows, maxima over the rows, the top-k of the last row), or None when it cannot read the
+    tensors."""
     import torch
 
     from ..compare import native
@@ -233,16 +217,19 @@ def _kernel_sums(g: Any, m: Any, k: int) -> Sums | None:
             totals[index] += value
         g_max, m_max = max(g_max, found.g_max), max(m_max, found.m_max)
     gg, mm, gm, g_abs, m_abs, kl = totals
-    return Sums(gg, mm, gm, max(kl, 0.0), g_max, m_max, g_abs, m_abs, g_bad, m_bad, found.g_top, found.m_top)
+    return LogitsRow(
+        gg, mm, gm, g_abs, m_abs, g_max, m_max, g_bad, m_bad, max(kl, 0.0), found.g_top, found.m_top
+    )
 
 
-def _torch_sums(g: Any, m: Any, k: int) -> Sums:
-    """The sums by torch in float64 (logits on an accelerator, dtypes the kernel does not read)."""
+def _torch_sums(g: Any, m: Any, k: int) -> LogitsRow:
+    """``_kernel_sums``'s statistics by torch in float64 (logits on an accelerator, dtypes the kernel
+    does not read)."""
     import torch
 
     g_bad, m_bad = not _finite(g), not _finite(m)
     if g_bad or m_bad:
-        return Sums(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, g_bad, m_bad, [], [])
+        return LogitsRow(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, g_bad, m_bad, 0.0, [], [])
     g = g.float() if g.dtype != torch.float64 else g
     m = m.float() if m.dtype != torch.float64 else m
     g64, m64 = g.reshape(-1).double(), m.reshape(-1).double()
@@ -252,7 +239,8 @@ def _torch_sums(g: Any, m: Any, k: int) -> Sums:
     dots = float(torch.dot(g64, g64)), float(torch.dot(m64, m64)), float(torch.dot(g64, m64))
     g_last, m_last = g.reshape(-1, g.shape[-1])[-1], m.reshape(-1, m.shape[-1])[-1]
     g_top, m_top = (list(zip(*top_k(row, k), strict=True)) for row in (g_last, m_last))
-    return Sums(*dots, kl, float(g.max()), float(m.max()), abs_sum(g), abs_sum(m), False, False, g_top, m_top)
+    extremes = abs_sum(g), abs_sum(m), float(g.max()), float(m.max())
+    return LogitsRow(*dots, *extremes, False, False, kl, g_top, m_top)
 
 
 def _finite(tensor: Any) -> bool:
@@ -261,7 +249,9 @@ def _finite(tensor: Any) -> bool:
     return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
 
-def _top(g: Any, sums: Sums, t: LogitsThresholds, dtype: str) -> tuple[int, int, float, float, float, float]:
+def _top(
+    g: Any, sums: LogitsRow, t: LogitsThresholds, dtype: str
+) -> tuple[int, int, float, float, float, float]:
     """top1_golden, top1_my, topk_overlap, golden_margin, flip_margin, tie_tolerance of the last row
     ``g`` of the golden."""
     from .tokens import tie_tolerance
