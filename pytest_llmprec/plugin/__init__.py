@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ReportNames(config), "llmprec-report-names")
     opcheck.register(config)
     overflow.register(config)
-    if config.pluginmanager.hasplugin("html") and not hasattr(config, "workerinput"):
+    if plugin.html_table and not hasattr(config, "workerinput"):  # pytest-html writes a report
         from .html_extras import HtmlExtras
 
         config.pluginmanager.register(HtmlExtras(config, plugin), "llmprec-html-extras")

@@ -1,4 +1,4 @@
-"""pytest-html integration, registered only when the pytest-html plugin is loaded.
+"""pytest-html integration, registered only when pytest-html writes a report (``--html``).
 
 Each comparison item's row in the pytest-html results table carries the pair's key metrics and
 verdict (from the report row the item kept, ``item.llmprec_rows``, which travels on the test
@@ -47,6 +47,7 @@ class HtmlExtras:
     def __init__(self, config: pytest.Config, plugin: LlmPlugin) -> None:
         self.config = config
         self.plugin = plugin
+        self._link: str | None = None  # the report's href, the same for every test of the run
 
     def _report_path(self) -> str | None:
         """The llmprec HTML report this run writes, when it writes one."""
@@ -95,10 +96,12 @@ class HtmlExtras:
         rows = getattr(report, "llmprec_rows", None)
         if report.when != "call" or not rows:
             return
-        target = self._report_path()
-        if target is None:
-            return
+        if self._link is None:
+            target = self._report_path()
+            if target is None:
+                return
+            self._link = self._href(target)
         from pytest_html import extras
 
-        href = f"{self._href(target)}#filter={quote(str(rows[0].get('pair_key', '')), safe='')}"
+        href = f"{self._link}#filter={quote(str(rows[0].get('pair_key', '')), safe='')}"
         report.extras = [*getattr(report, "extras", []), extras.url(href, name="llmprec report")]

@@ -211,3 +211,15 @@ def test_reports_keep_only_what_the_pytest_html_table_shows(pytester, dumps, wit
     if with_html:
         failed = next(r for r in pytest_html_rows(pytester.path / "pytest.html") if "layers.1.mlp" in r)
         assert "title=" in failed  # the failed checks, from the kept columns
+
+
+@needs_pytest_html
+@pytest.mark.parametrize("with_html", [False, True])
+def test_the_pytest_html_hooks_run_only_when_pytest_html_writes_a_report(pytester, dumps, with_html):
+    # with pytest-html merely installed they cost about 0.15 ms a test and add nothing
+    pytester.makeconftest(
+        "def pytest_sessionfinish(session):\n"
+        "    print('EXTRAS', session.config.pluginmanager.has_plugin('llmprec-html-extras'))\n"
+    )
+    result = run(pytester, *dumps, "-s", *(["--html=pytest.html"] if with_html else []))
+    result.stdout.fnmatch_lines([f"*EXTRAS {with_html}"])
