@@ -21,6 +21,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from .config import DumpConfig, parse_token_range, wildcard_pattern
 from .dumper import Dumper
 from .exec import CONFIG_ENV
+from .function_modules import is_function_module
 
 
 class GlobalCapture:
@@ -46,6 +47,8 @@ class GlobalCapture:
         register_module_forward_hook(self._post_hook, with_kwargs=True, always_call=True)
 
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if is_function_module(module):
+            return
         depth = getattr(self._depth, "value", 0)
         self._depth.value = depth + 1
         if self.dumper is not None and self.dumper.pid != os.getpid():
@@ -57,6 +60,8 @@ class GlobalCapture:
 
     def _post_hook(self, module: nn.Module, args: tuple[Any, ...], *rest: Any) -> None:
         # torch passes (kwargs, output), or only (output,) when forward raised
+        if is_function_module(module):
+            return
         self._depth.value = max(getattr(self._depth, "value", 1) - 1, 0)
         kwargs, output = rest if len(rest) == 2 else ({}, rest[-1])
         if self.dumper is not None:

@@ -25,6 +25,7 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
+from ..capture.function_modules import is_function_module
 from .finding import OverflowFinding
 from .leaves import named_leaves
 from .scanning import PendingScan, resolve_all, scan
@@ -246,6 +247,8 @@ class OverflowMonitor:
         return state
 
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if is_function_module(module):
+            return  # a function call inside its caller's forward
         state = self._state()
         try:
             if state.stack:

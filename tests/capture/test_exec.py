@@ -32,6 +32,28 @@ GENERATE = textwrap.dedent(
 )
 
 
+KERNELS_FUNCTION = textwrap.dedent(
+    """
+    import torch
+    from kernels import use_kernel_forward_from_hub
+
+    @use_kernel_forward_from_hub("Twice")
+    def twice(x):  # a module of its own class once decorated, as transformers 5's apply_rotary_pos_emb
+        return 2 * x
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return twice(self.proj(x))
+
+    Model()(torch.ones(2, 4))
+    """
+)
+
+
 def the_dump(output: Path) -> Path:
     (dump,) = output.glob("msit_dump_*/torch_tensors/cpu_*")
     return dump
@@ -176,3 +198,14 @@ def test_a_root_that_matches_no_class_says_which_classes_ran_and_exits_non_zero(
     ) in err
     assert "no nn.Module forward call was seen" not in err
     assert not list(tmp_path.glob("msit_dump_*"))
+
+
+def test_functions_that_kernels_runs_as_modules_are_not_dumped_as_modules(tmp_path, capfd):
+    pytest.importorskip("kernels")
+    script = tmp_path / "run.py"
+    script.write_text(KERNELS_FUNCTION)
+    assert main(["dump", "--exec", f"{sys.executable} {script}", "-o", str(tmp_path / "exec")]) == 0
+    assert sorted(path.name for path in (the_dump(tmp_path / "exec") / "0").iterdir()) == [
+        "root",
+        "root.proj",
+    ]

@@ -278,3 +278,25 @@ def test_cuda_checks_are_read_back_once_per_forward_and_name_the_same_layer(monk
     run(synchronous, model, ids)
     assert [repr(d) for d in deferred.detections] == [repr(d) for d in synchronous.detections]
     assert deferred.first.call.name == OVERFLOWING
+
+
+def test_functions_that_kernels_runs_as_modules_are_not_module_calls():
+    kernels = pytest.importorskip("kernels")
+
+    @kernels.use_kernel_forward_from_hub("Overflowing")
+    def overflowing(x):  # a module of its own class once decorated, as transformers 5's rotary
+        return x * 1e30
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return overflowing(self.proj(x)).half()
+
+    guard = OverflowGuard()
+    with guard, torch.no_grad():
+        Model()(torch.ones(2, 4))
+    assert guard.monitor.counts.calls == 2  # the model and its Linear
+    assert guard.first.call.name == "root"  # the function's overflow belongs to its caller
