@@ -415,7 +415,7 @@ class Comparison:
             return done.row, done.message
 
         def closing_notes() -> list[str]:
-            return self._gate.all_notes() if self._gate is not None else []
+            return self._process_notes + (self._gate.all_notes() if self._gate is not None else [])
 
         self._process = EvaluationProcess(pairs, row_and_message, closing_notes)
         return True

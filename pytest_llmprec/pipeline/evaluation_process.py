@@ -5,10 +5,12 @@ token's pairs while this process evaluates the other half (``Comparison``).
 In a serial run pytest's per-item protocol and the comparison each take about half the time, and a
 thread of the same process shares the GIL with pytest (measured: slower than none). A child forked
 once the items are collected inherits the indexed and paired dumps, evaluates the planned pairs in
-order and sends each one's report row and failure message through a pipe (whose buffer bounds how
-far it runs ahead); at the end it sends the notes of its local gate. The parent takes them in the
-same order. A pair asked for out of order, or after the child stopped, is not waited for: ``take``
-returns None and the caller evaluates it in its own process.
+order and sends each one's report row and failure message through a pipe; at the end it sends its
+notes (its local gate's, its half-token children's). The parent takes them in the same order, and
+at each take reads what has arrived, up to ``HELD_AHEAD`` pairs ahead, so that the child is not
+held up by a full pipe (under the local verdict it judges the next token meanwhile). A pair asked
+for out of order, or after the child stopped, is not waited for: ``take`` returns None and the
+caller evaluates it in its own process.
 
 Forking needs a platform with ``fork`` and a process with no other thread (a forked child holds
 only the thread that forked; locks other threads held would stay held there).
@@ -30,6 +32,8 @@ from ..matching import Pair
 END = "end"
 FAILED = "failed"
 MADE = "made"
+HELD_AHEAD = 4096
+"""Pairs read from the child before they are asked for, at most (a few KB each)."""
 END_WAIT_S = 10.0
 """How long ``stop`` waits for the notes of a child that has sent every pair."""
 
@@ -64,7 +68,9 @@ class EvaluationProcess:
         self._connection: Connection | None = receiving
 
     def plans(self, key: str) -> bool:
-        """Whether the child evaluates the pair ``key`` and has not sent it yet."""
+        """Whether the child evaluates the pair ``key`` and it has not been taken yet."""
+        if key in self._received:
+            return True
         position = self._position.get(key)
         return position is not None and position >= self._next and self._connection is not None
 
@@ -72,7 +78,9 @@ class EvaluationProcess:
         """What the child made of the pair ``key``, waiting for it; None when the pair is not
         planned, was passed, or the child stopped."""
         if key in self._received:
-            return self._received.pop(key)
+            made = self._received.pop(key)
+            self.drain()
+            return made
         position = self._position.get(key)
         if position is None or position < self._next:
             return None
@@ -81,13 +89,15 @@ class EvaluationProcess:
             if sent is None:
                 return None
             if sent[0] == key:
+                self.drain()
                 return sent[1]
         return None
 
     def drain(self) -> None:
-        """Read what the child has sent so far without waiting (so that it is not held up by a full
-        pipe while this process is busy); ``take`` hands it out."""
-        while self._connection is not None and self._connection.poll(0):
+        """Read what the child has sent so far without waiting, up to ``HELD_AHEAD`` pairs not taken
+        yet (so that it is not held up by a full pipe while this process is busy: under the local
+        verdict it judges the next token meanwhile); ``take`` hands them out."""
+        while self._connection is not None and len(self._received) < HELD_AHEAD and self._connection.poll(0):
             sent = self._read_one()
             if sent is not None:
                 self._received[sent[0]] = sent[1]

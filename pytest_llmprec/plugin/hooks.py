@@ -143,15 +143,13 @@ class LlmPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        """A serial run under the accumulated verdict evaluates its items' pairs in a forked child
-        process, in the items' order, while pytest runs the items (``pipeline.evaluation_process``);
-        not with --llm-no-fork, not on xdist workers (which take items as they come). The local
-        verdict judges a token at its first item, so a child could not run ahead of the items."""
+        """A serial run evaluates its items' pairs in a forked child process, in the items' order,
+        while pytest runs the items (``pipeline.evaluation_process``); not with --llm-no-fork, not on
+        xdist workers (which take items as they come). Under the local verdict the child judges a
+        token while pytest runs the items of the token before it."""
         comparison = self._comparison
         config = session.config
-        if comparison is None or self.is_worker or config.option.collectonly:
-            return
-        if not self.settings.fork or self.settings.judges_locally:
+        if comparison is None or self.is_worker or config.option.collectonly or not self.settings.fork:
             return
         from .items import planned_pairs
 

@@ -16,24 +16,32 @@ X = torch.arange(1.0, 9.0).reshape(2, 4)
 MODULES = ("root.model.layers.0.attn", "root.model.layers.0.mlp", "root.model.layers.1.attn")
 PAIRS = 2 * 2 * len(MODULES)  # two tokens, input_0 and output_0 of each module
 
-# Records the process that evaluates each pair; FAIL_AFTER makes the child raise after that many.
+# Records the process that evaluates each pair: pytest's ("main"), one it forked ("child": the
+# evaluation process, or the half-token child of pytest's process) or one a child forked ("grandchild":
+# the half-token child of the evaluation process); FAIL_AFTER makes the processes FAILING raise after
+# that many pairs (counted on from the pairs their parent had evaluated before forking them).
 CONFTEST = """
 import os
 from pytest_llmprec.pipeline import comparison
 
 MAIN = os.getpid()
 FAIL_AFTER = {fail_after}
+FAILING = {failing!r}
 evaluated = 0
 original = comparison.evaluate_pair
+
+
+def role():
+    return "main" if os.getpid() == MAIN else "child" if os.getppid() == MAIN else "grandchild"
 
 
 def recorded(pair, *args, **kwargs):
     global evaluated
     evaluated += 1
-    if os.getpid() != MAIN and FAIL_AFTER is not None and evaluated > FAIL_AFTER:
+    if role() in FAILING and FAIL_AFTER is not None and evaluated > FAIL_AFTER:
         raise RuntimeError("planted failure")
     with open({log!r}, "a") as log:
-        log.write(f"{{'child' if os.getpid() != MAIN else 'main'}} {{pair.key}}\\n")
+        log.write(f"{{role()}} {{pair.key}}\\n")
     return original(pair, *args, **kwargs)
 
 
@@ -58,9 +66,9 @@ def dumps(tmp_path):
     return golden, my
 
 
-def run(pytester, dumps, report_dir, *args, fail_after=None):
+def run(pytester, dumps, report_dir, *args, fail_after=None, failing=("child", "grandchild")):
     log = report_dir.parent / f"{report_dir.name}.log"
-    pytester.makeconftest(CONFTEST.format(fail_after=fail_after, log=str(log)))
+    pytester.makeconftest(CONFTEST.format(fail_after=fail_after, failing=failing, log=str(log)))
     golden, my = dumps
     result = pytester.runpytest_subprocess(
         f"--llm-golden={golden}", f"--llm-my={my}", "-p", "no:cacheprovider", "-rf",
@@ -74,9 +82,10 @@ def failure_lines(result) -> list[str]:
     return sorted(line for line in result.outlines if line.startswith("FAILED "))
 
 
+@pytest.mark.parametrize("verdict", ["accumulated", "local"])
 @pytest.mark.parametrize("item", ["tensor", "module"])
-def test_the_child_evaluates_what_one_process_would(pytester, dumps, tmp_path, item):
-    options = ("--llm-verdict=accumulated", f"--llm-item={item}")
+def test_the_child_evaluates_what_one_process_would(pytester, dumps, tmp_path, item, verdict):
+    options = (f"--llm-verdict={verdict}", f"--llm-item={item}")
     forked, forked_in = run(pytester, dumps, tmp_path / "forked", *options)
     alone, alone_in = run(pytester, dumps, tmp_path / "alone", *options, "--llm-no-fork")
     assert forked_in == ["child"] * PAIRS and alone_in == ["main"] * PAIRS
@@ -110,9 +119,10 @@ def test_a_run_stopped_at_its_first_failure_ends_the_child(pytester, dumps, tmp_
     assert len(rows) == 4  # the reports hold the pairs that ran, not the ones the child made ahead
 
 
-def test_the_local_verdict_evaluates_in_pytests_process(pytester, dumps, tmp_path):
+def test_under_the_local_verdict_the_child_judges_tokens_ahead_of_the_items(pytester, dumps, tmp_path):
+    # it judges token 1 while pytest runs token 0's items (reading them from the pipe meanwhile)
     result, evaluated_in = run(pytester, dumps, tmp_path / "r")
-    assert set(evaluated_in) == {"main"}
+    assert evaluated_in == ["child"] * PAIRS
     result.assert_outcomes(passed=PAIRS - 2, failed=2)
 
 
@@ -144,20 +154,24 @@ def large_dumps(tmp_path):
 
 def test_a_token_of_small_pairs_is_not_split(pytester, tmp_path):
     result, evaluated_in = run(pytester, layered_dumps(tmp_path, 8), tmp_path / "r")
-    assert evaluated_in == ["main"] * 2 * LAYERS  # their results would cost as much to send back
+    assert evaluated_in == ["child"] * 2 * LAYERS  # their results would cost as much to send back
     result.assert_outcomes(passed=2 * LAYERS - 1, failed=1)
 
 
 @pytest.mark.parametrize("fail_after", [None, 5])
 def test_a_large_token_is_evaluated_half_in_a_child(pytester, large_dumps, tmp_path, fail_after):
-    split, split_in = run(pytester, large_dumps, tmp_path / "split", fail_after=fail_after)
+    # the evaluation process judges the token with a half-token child of its own
+    split, split_in = run(
+        pytester, large_dumps, tmp_path / "split", fail_after=fail_after, failing=["grandchild"]
+    )
     alone, alone_in = run(pytester, large_dumps, tmp_path / "alone", "--llm-no-fork")
     assert set(alone_in) == {"main"} and len(alone_in) == 2 * LAYERS
-    child = split_in.count("child")
-    if fail_after:  # the child counts on from the pairs evaluated before it was forked
-        assert 0 < child < fail_after
+    half = split_in.count("grandchild")
+    if fail_after:  # the half-token child counts on from the pair evaluated before it was forked
+        assert 0 < half < fail_after
     else:
-        assert child == LAYERS - 1  # every other pair after the first (asked for first)
+        assert half == LAYERS - 1  # every other pair after the first (asked for first)
+    assert split_in.count("main") == 0
     assert len(split_in) == 2 * LAYERS  # the pairs the child did not deliver were evaluated here
     assert split.ret == alone.ret == 1
     failed = failure_lines(split)
