@@ -146,14 +146,18 @@ class LlmPlugin:
         """A serial run evaluates its items' pairs in a forked child process, in the items' order,
         while pytest runs the items (``pipeline.evaluation_process``); not with --llm-no-fork, not on
         xdist workers (which take items as they come). Under the local verdict the child judges a
-        token while pytest runs the items of the token before it."""
+        token while pytest runs the items of the token before it, so with a single token it would
+        only add the cost of sending the results back: then none is forked."""
         comparison = self._comparison
         config = session.config
         if comparison is None or self.is_worker or config.option.collectonly or not self.settings.fork:
             return
         from .items import planned_pairs
 
-        comparison.evaluate_in_child(planned_pairs(session.items, self.settings.item))
+        pairs = planned_pairs(session.items, self.settings.item)
+        if self.settings.judges_locally and len({pair.token for pair in pairs}) < 2:
+            return
+        comparison.evaluate_in_child(pairs)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):

@@ -130,16 +130,17 @@ LAYERS = 40  # 40 modules x 2 tensors: 80 pairs in each token, enough to split a
 LARGE = 1 << 16  # float32 elements: 256 KiB files, large enough to split (comparison.SPLIT_BYTES)
 
 
-def layered_dumps(tmp_path, elements: int):
+def layered_dumps(tmp_path, elements: int, tokens: int = 1):
     modules = [f"root.model.layers.{i}.mlp" for i in range(LAYERS)]
     base = torch.linspace(-1.0, 1.0, elements)
 
     def model(scale: float) -> dict:
         return {
-            0: {
+            token: {
                 module: {"input_0": base + i, "output_0": (base + i) * (scale if i == 7 else 1.0)}
                 for i, module in enumerate(modules)
             }
+            for token in range(tokens)
         }
 
     golden = write_torch_dump(tmp_path / "golden", model(1.0), modules)
@@ -154,24 +155,21 @@ def large_dumps(tmp_path):
 
 def test_a_token_of_small_pairs_is_not_split(pytester, tmp_path):
     result, evaluated_in = run(pytester, layered_dumps(tmp_path, 8), tmp_path / "r")
-    assert evaluated_in == ["child"] * 2 * LAYERS  # their results would cost as much to send back
+    # one token: no evaluation process (pytest would wait for it); small pairs: no half-token child
+    assert evaluated_in == ["main"] * 2 * LAYERS  # their results would cost as much to send back
     result.assert_outcomes(passed=2 * LAYERS - 1, failed=1)
 
 
 @pytest.mark.parametrize("fail_after", [None, 5])
 def test_a_large_token_is_evaluated_half_in_a_child(pytester, large_dumps, tmp_path, fail_after):
-    # the evaluation process judges the token with a half-token child of its own
-    split, split_in = run(
-        pytester, large_dumps, tmp_path / "split", fail_after=fail_after, failing=["grandchild"]
-    )
+    split, split_in = run(pytester, large_dumps, tmp_path / "split", fail_after=fail_after)
     alone, alone_in = run(pytester, large_dumps, tmp_path / "alone", "--llm-no-fork")
     assert set(alone_in) == {"main"} and len(alone_in) == 2 * LAYERS
-    half = split_in.count("grandchild")
-    if fail_after:  # the half-token child counts on from the pair evaluated before it was forked
-        assert 0 < half < fail_after
+    child = split_in.count("child")
+    if fail_after:  # the child counts on from the pairs evaluated before it was forked
+        assert 0 < child < fail_after
     else:
-        assert half == LAYERS - 1  # every other pair after the first (asked for first)
-    assert split_in.count("main") == 0
+        assert child == LAYERS - 1  # every other pair after the first (asked for first)
     assert len(split_in) == 2 * LAYERS  # the pairs the child did not deliver were evaluated here
     assert split.ret == alone.ret == 1
     failed = failure_lines(split)
@@ -179,6 +177,23 @@ def test_a_large_token_is_evaluated_half_in_a_child(pytester, large_dumps, tmp_p
     assert [line.split(" - ")[0] for line in failed] == ["FAILED llm/token0/root.model.layers.7.mlp/output_0"]
     assert read_report(tmp_path / "split") == read_report(tmp_path / "alone")
     if fail_after:
+        split.stdout.fnmatch_lines(["*a child process evaluating half of a token stopped (RuntimeError*"])
+
+
+@pytest.mark.parametrize("fail_after", [None, 5])
+def test_the_evaluation_process_splits_large_tokens_with_a_child_of_its_own(pytester, tmp_path, fail_after):
+    dumps = layered_dumps(tmp_path, LARGE, tokens=2)
+    split, split_in = run(pytester, dumps, tmp_path / "split", fail_after=fail_after, failing=["grandchild"])
+    alone, _ = run(pytester, dumps, tmp_path / "alone", "--llm-no-fork")
+    assert "main" not in split_in and len(split_in) == 4 * LAYERS
+    half = split_in.count("grandchild")
+    if fail_after:  # the half-token children stop (the counts go on); the evaluation process does the rest
+        assert 0 < half < fail_after
+    else:
+        assert half == 2 * (LAYERS - 1)  # every other pair after each token's first
+    assert failure_lines(split) == failure_lines(alone) != []
+    assert read_report(tmp_path / "split") == read_report(tmp_path / "alone")
+    if fail_after:  # the evaluation process's notes came back with its last message
         split.stdout.fnmatch_lines(["*a child process evaluating half of a token stopped (RuntimeError*"])
 
 
