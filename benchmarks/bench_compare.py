@@ -19,12 +19,15 @@ Measured, with the page cache warm:
                forked child process while pytest runs the items, and with --llm-no-fork;
   -n 2         the same with pytest-xdist on two workers;
   empty tests  as many empty test functions as there are pairs, serial and with -n 2: what
-               pytest and pytest-xdist cost by themselves.
+               pytest and pytest-xdist cost by themselves;
+  msit         with --msit PATH, msit's own ``msit llm compare`` on the same pair (its report
+               holds the decoder layers' outputs only: 80 rows for the realistic pair).
 The plugin reads msit torch dumps without importing torch (formats.read_raw), so a run can
 beat the read floor, whose process imports torch.
 Peak RSS is the largest resident set of any process of the run (see measure.run_process).
 
 Run: python benchmarks/bench_compare.py [--profile realistic|synthetic] [--keep DIR] [--layers N]
+     [--msit PATH]
 """
 
 from __future__ import annotations
@@ -156,6 +159,9 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=None, help="prompt length (realistic 256, synthetic 384)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="write the pair here once and reuse it (not removed)")
+    parser.add_argument(
+        "--msit", type=Path, help="an msit executable (msit with its llm component): its compare is timed too"
+    )
     args = parser.parse_args()
     realistic = args.profile == "realistic"
     layers = args.layers or (20 if realistic else 4)
@@ -201,6 +207,11 @@ def main() -> None:
             "empty tests, serial": [*empty_cmd],
             "empty tests, -n 2": [*empty_cmd, "-n", "2"],
         }
+        if args.msit is not None:  # msit compares the process folders of a torch dump
+            (golden_process,), (my_process,) = (sorted(root.glob("torch_tensors/*")) for root in (golden, my))
+            runs["msit llm compare"] = [str(args.msit), "llm", "compare", "-gp", str(golden_process),
+                                        "-mp", str(my_process), "-o", str(folder / "report-msit"),
+                                        "-l", "warning"]  # fmt: skip
         run_process(runs["read floor"], work)  # warm the page cache
         run_process(pytest_cmd, work)  # let pytest cache its rewritten plugin modules
         results = {}
@@ -210,7 +221,7 @@ def main() -> None:
             wall, rss, code = best
             print(f"{name:<22} {wall:7.2f} s   peak RSS {rss / 2**20:7.0f} MiB   exit {code}")
         floor, serial, cli, forked, unforked, parallel, empty, empty_parallel = (
-            results[name][0] for name in runs
+            results[name][0] for name in list(runs)[:8]
         )
         print(
             f"serial / read floor: {serial / floor:.2f}x   llmprec compare / floor: {cli / floor:.2f}x   "
@@ -220,6 +231,12 @@ def main() -> None:
             f"the same number of empty tests: serial / -n 2: {empty / empty_parallel:.2f}x "
             f"(pytest-xdist's own start-up and per-item cost)"
         )
+        if "msit llm compare" in results:
+            msit = results["msit llm compare"][0]
+            print(
+                f"msit llm compare / serial: {msit / serial:.2f}x, / llmprec compare: {msit / cli:.2f}x "
+                "(msit compares the decoder layers' outputs of a torch dump only)"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
