@@ -157,14 +157,15 @@ def comparison_items(session: pytest.Session, plugin: LlmPlugin) -> list[pytest.
     mark = pytest.mark.llm_compare
     coarse = plugin.settings.item != "tensor"
     config = session.config
-    by_token = plugin.settings.item == "token"
+    # a worker judges every pair of a token it takes under the local verdict: one worker a token
+    by_token = plugin.settings.item == "token" or plugin.settings.judges_locally
     # --dist loadgroup schedules by the "@group" suffix of node ids, which pytest-xdist adds for
     # xdist_group marks; it is written here directly (pytest 9.2 ignores xdist's rewrite of ids)
     load_group = getattr(config.option, "loadgroup", False) or config.getoption("dist", None) == "loadgroup"
     items: list[pytest.Item] = []
     for group in groups:
         name = nodeid = f"{ID_PREFIX}/{group.name}"
-        if load_group:  # a worker takes a whole layer (or token) and reads neighbouring files
+        if load_group:  # a worker takes a whole token (or layer) and reads neighbouring files
             nodeid += "@" + group_name(group.pairs[0], "token" if by_token else "layer", folder_nodes)
         item = PairItem.from_parent(session, name=name, nodeid=nodeid, group=group, plugin=plugin)
         item.add_marker(mark)

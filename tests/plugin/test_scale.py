@@ -126,19 +126,20 @@ def test_popen_gateways_with_chdir_give_the_serial_report(pytester, dumps, tmp_p
     assert read_report(tmp_path / "serial") == read_report(tmp_path / "parallel")
 
 
-def test_loadgroup_gives_each_layer_of_a_token_to_one_worker(pytester, dumps, tmp_path):
+@pytest.mark.parametrize("verdict", ["accumulated", "local"])
+def test_loadgroup_gives_each_layer_of_a_token_to_one_worker(pytester, dumps, tmp_path, verdict):
+    # under the local verdict a worker judges every pair of a token it takes: whole tokens then
     golden, my = dumps
-    result = run(
-        pytester, golden, my, tmp_path / "r", "-n", "2", "--dist", "loadgroup", "-v", subprocess=True
-    )
+    options = ("-n", "2", "--dist", "loadgroup", "-v", f"--llm-verdict={verdict}")
+    result = run(pytester, golden, my, tmp_path / "r", *options, subprocess=True)
     ran = re.findall(
         r"\[(gw\d)\] \[ *\d+%\] (?:PASSED|FAILED) llm/(token\d)/root\.model\.(layers\.\d)\.",
         result.stdout.str(),
     )
     workers: dict[tuple[str, str], set[str]] = {}
     for worker, token, layer in ran:
-        workers.setdefault((token, layer), set()).add(worker)
-    assert len(ran) == 16 and len(workers) == 4
+        workers.setdefault((token, layer) if verdict == "accumulated" else token, set()).add(worker)
+    assert len(ran) == 16 and len(workers) == (4 if verdict == "accumulated" else 2)
     assert all(len(used) == 1 for used in workers.values()), workers
 
 
