@@ -106,7 +106,7 @@ class LlmPlugin:
             from ..pipeline.reports import structure_lines
 
             match = self.matched_pairs()
-            lines = [_crowded_workers_line(self.config)]  # and the tree difference, once, first
+            lines = [_crowded_workers_line(self.config), _split_tokens_line(self.config, self.settings)]
             lines += [f"llmprec: {line}" for line in structure_lines([], match)]
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             for line in filter(None, lines):
@@ -268,6 +268,20 @@ def _crowded_workers_line(config: pytest.Config) -> str | None:
         f"llmprec: {workers} xdist workers on {cores} cores: a serial run already compares on two cores "
         "(the next pair is read and compared while pytest reports the current one), so -n pays "
         "xdist's overhead without more cores to use; expect it to be slower here"
+    )
+
+
+def _split_tokens_line(config: pytest.Config, settings: CompareSettings) -> str | None:
+    """A note when pytest-xdist spreads a token's items over its workers under the local verdict:
+    each worker then judges, and reads, every pair of every token it is given an item of."""
+    dist = getattr(config.option, "dist", "no")
+    if hasattr(config, "workerinput") or dist in ("no", "loadgroup", "each") or not settings.judges_locally:
+        return None
+    if settings.item == "token":
+        return None
+    return (
+        f"llmprec: --dist {dist} under the local verdict: every worker reads the whole of each token it "
+        "is given an item of; --dist loadgroup gives each token to one worker"
     )
 
 

@@ -541,3 +541,23 @@ def test_a_marker_chooses_the_verdict_of_the_items_it_marks(pytester, dumps):
     result = run(pytester, golden, my)
     result.assert_outcomes(passed=1, failed=3)  # root.a by what it introduces, root.b's as dumped
     result.stdout.fnmatch_lines(["*FAILED llm/token0/root.b/output - pair token0/root.b/output failed for*"])
+
+
+@pytest.mark.parametrize(
+    ("options", "noted"),
+    [
+        (["--dist", "load"], True),
+        (["--dist", "loadgroup"], False),
+        (["--dist", "load", "--llm-verdict=accumulated"], False),
+        (["--dist", "load", "--llm-item=token"], False),
+    ],
+)
+def test_xdist_spreading_tokens_under_the_local_verdict_is_noted(pytester, dumps, options, noted):
+    golden, my = dumps()
+    result = run(pytester, golden, my, "-n", "2", *options)
+    result.assert_outcomes(passed={"--llm-item=token": 2}.get(options[-1], 10))  # two tokens
+    line = "llmprec: --dist load under the local verdict: every worker reads the whole of each token *"
+    if noted:
+        result.stdout.fnmatch_lines([line + "loadgroup gives each token to one worker"])
+    else:
+        assert "under the local verdict" not in result.stdout.str()
