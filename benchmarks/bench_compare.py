@@ -7,7 +7,9 @@ kept in ``--keep DIR`` and reused):
              256-token prefill and 3 decode tokens, every module's inputs and outputs: the golden
              in float32; "my" is every golden file rounded to bfloat16 (strides kept), so every
              pair passes the bfloat16 standard. Thousands of files of every size, many of them
-             transposed views, the way real dumps are;
+             transposed views, the way real dumps are. With --my port, "my" is the same model
+             run in bfloat16: errors grow through the layers as in a real port, and the local
+             verdict checks the operators it suspects against float64 references;
   synthetic  a Llama-shaped set of large activation files (hidden 2048, a 384-token prompt) plus
              small ones; "my" is the golden with relative noise of 1e-4.
 
@@ -26,8 +28,8 @@ The plugin reads msit torch dumps without importing torch (formats.read_raw), so
 beat the read floor, whose process imports torch.
 Peak RSS is the largest resident set of any process of the run (see measure.run_process).
 
-Run: python benchmarks/bench_compare.py [--profile realistic|synthetic] [--keep DIR] [--layers N]
-     [--msit PATH]
+Run: python benchmarks/bench_compare.py [--profile realistic|synthetic] [--my rounded|port]
+     [--keep DIR] [--layers N] [--msit PATH]
 """
 
 from __future__ import annotations
@@ -120,19 +122,29 @@ def to_bfloat16(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.clamp(bf16.min, bf16.max).to(torch.bfloat16)
 
 
-def write_realistic_pair(folder: Path, layers: int, tokens: int, seq: int) -> tuple[Path, Path, int]:
-    """A golden float32 dump of a random-weight HF Llama and its bfloat16-rounded copy."""
+def write_realistic_pair(
+    folder: Path, layers: int, tokens: int, seq: int, port: bool = False
+) -> tuple[Path, Path, int]:
+    """A golden float32 dump of a random-weight HF Llama and its bfloat16-rounded copy, or with
+    ``port`` the dump of the same model run in bfloat16 (errors that grow through the layers)."""
     from pytest_llmprec import DumpConfig, register_hook
-    from pytest_llmprec.testing.llama import build_llama, prompt, run_tokens
+    from pytest_llmprec.testing import llama
 
-    model = build_llama(hidden=2048, layers=layers, intermediate=5632, heads=32, kv_heads=4, vocab=32000)
-    ids = prompt(model, seq + tokens - 1)
-    with register_hook(
-        model, DumpConfig(dump_path=str(folder / "golden"), token_range=list(range(tokens)))
-    ) as h:
-        run_tokens(model, ids, seq)
-    golden = h.root_dir
+    shape = {"hidden": 2048, "intermediate": 5632, "heads": 32, "kv_heads": 4, "vocab": 32000}
+    model = llama.build_llama(layers=layers, **shape)
+    ids = llama.prompt(model, seq + tokens - 1)
+    roots = {}
+    for side, run in (("golden", model), ("my", llama.port(model) if port else None)):
+        if run is None:
+            continue
+        config = DumpConfig(dump_path=str(folder / side), token_range=list(range(tokens)))
+        with register_hook(run, config) as handle, torch.no_grad():
+            llama.run_tokens(run, ids, seq)
+        roots[side] = handle.root_dir
+    golden = roots["golden"]
     del model
+    if port:
+        return golden, roots["my"], sum(p.stat().st_size for p in folder.rglob("*.pth"))
     my = folder / "my" / golden.name
     total = 0
     for path in sorted(golden.rglob("*")):
@@ -152,6 +164,13 @@ def write_realistic_pair(folder: Path, layers: int, tokens: int, seq: int) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("realistic", "synthetic"), default="realistic")
+    parser.add_argument(
+        "--my",
+        choices=("rounded", "port"),
+        default="rounded",
+        help="realistic: my = golden's files rounded to bfloat16 (every pair passes), or the model run "
+        "in bfloat16 (port: the local verdict checks suspect operators against float64 references)",
+    )
     parser.add_argument("--layers", type=int, help="decoder layers (realistic 20, synthetic 4)")
     parser.add_argument(
         "--tokens", type=int, default=None, help="tokens (realistic 4: prefill + 3, synthetic 3)"
@@ -172,12 +191,12 @@ def main() -> None:
         start = time.perf_counter()
         existing = sorted(folder.glob("golden/msit_dump_*")) if args.keep else []
         if existing:
-            golden = existing[0]
-            my = folder / "my" / golden.name
+            golden, my = existing[0], sorted(folder.glob("my/msit_dump_*"))[0]
             total = sum(p.stat().st_size for p in folder.rglob("*.pth"))
+        elif realistic:
+            golden, my, total = write_realistic_pair(folder, layers, tokens, seq, port=args.my == "port")
         else:
-            write = write_realistic_pair if realistic else write_pair
-            golden, my, total = write(folder, layers, tokens, seq)
+            golden, my, total = write_pair(folder, layers, tokens, seq)
         files = sorted(str(p) for p in folder.rglob("*.pth") if "report" not in p.parts)
         print(
             f"dump pair ({args.profile}): {len(files)} files, {total / 2**30:.2f} GiB "

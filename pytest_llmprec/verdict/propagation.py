@@ -239,15 +239,19 @@ def _inline(
 def _peer_gains(
     ordered: Sequence[Observation], raw: dict[str, tuple[float, str, str, str]]
 ) -> dict[str, float]:
-    """The median ratio of error to expected error over each peer group, bounded to ``GAIN_RANGE``."""
+    """The highest ratio of error to expected error that is not an outlier among each peer group
+    (Tukey's upper fence: the third quartile plus 1.5 times the interquartile range), bounded to
+    ``GAIN_RANGE``. Ratios scatter around the typical gain (by several percent over the layers of
+    a decode token, whose tensors are small): only a node outside that scatter adds error."""
     ratios: dict[str, list[float]] = defaultdict(list)
     for observation in ordered:
         expected, _, evidence, _ = raw[observation.key]
         if evidence in ("leaf", "inline") and expected > 0 and math.isfinite(observation.error):
             ratios[peer_key(observation)].append(observation.error / expected)
     low, high = GAIN_RANGE
-    return {
-        key: min(high, max(low, statistics.median(values)))
-        for key, values in ratios.items()
-        if len(values) >= MIN_PEERS
-    }
+    gains = {}
+    for key, values in ratios.items():
+        if len(values) >= MIN_PEERS:
+            first, _, third = statistics.quantiles(values, n=4, method="inclusive")
+            gains[key] = min(high, max(low, third + 1.5 * (third - first)))
+    return gains

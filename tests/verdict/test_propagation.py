@@ -134,7 +134,16 @@ def test_one_layer_standing_out_of_its_peers_is_flagged():
     estimates = proj_outputs(layers([1.02, 1.03, 1.02, 1.3, 1.03, 1.02]))
     flagged = max(estimates.values(), key=lambda e: e.introduced)
     assert flagged.owner == "root.layers.3.proj"
-    assert flagged.introduced == pytest.approx(excess(1.3 * 0.02, 1.02 * 1.025 / 1.02 * 0.02), rel=0.05)
+    fence = 1.03 + 1.5 * (1.03 - 1.02)  # quartiles 1.02 and 1.03 (inclusive), the outlier left out
+    assert flagged.introduced == pytest.approx(excess(1.3 * 0.02, fence * 0.02))
+    assert "peer gain 1.045" in flagged.detail
+
+
+def test_a_ratio_within_its_peers_scatter_is_not_charged():
+    # a decode token's small k/v projections: ratios scatter by about 10% around 1 over the layers
+    ratios = [0.9, 0.95, 1.0, 1.02, 1.05, 1.08, 0.97, 1.1, 0.93, 1.01]
+    for estimate in proj_outputs(layers(ratios)).values():
+        assert estimate.introduced == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_defect_in_every_layer_is_not_explained_away_by_its_peers():
