@@ -34,7 +34,7 @@ benchmarks/bench_verdict.py)."""
 
 REFERENCE_DETAIL = "golden's operator (opcheck reference, float64) on my inputs, against my output"
 
-RESOLUTION = {"leaf": 1 / 3, "inline": 0.5, "replay": 0.5}
+RESOLUTION = {"leaf": 1 / 4, "inline": 0.5, "replay": 0.5}
 """Share of the expected error below which an introduced error is not told apart from how the node
 passes its inputs' error on, by evidence kind (carried values, weights: 0)."""
 

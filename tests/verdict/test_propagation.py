@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_llmprec.verdict import LOCAL_LIMITS, Observation, estimate_token, judge_token, limit_for
+from pytest_llmprec.verdict.local import RESOLUTION
 from pytest_llmprec.verdict.propagation import GAIN_RANGE, excess, peer_key
 
 BF16 = "torch.bfloat16"
@@ -157,14 +158,15 @@ def test_peer_keys_wildcard_layer_numbers_only():
 
 
 def test_the_local_verdict_applies_the_dtype_limit_and_the_resolution():
-    token = chain([0.003, 0.0031, math.hypot(0.0031, 0.02), 0.3, 0.31])
+    token = chain([0.003, 0.0031, math.hypot(0.0031, 0.02), 0.3, 0.305])
     verdicts = judge_token(token.observations)
     assert verdicts["token0/root.l1/output"].passed
     failed = [key for key, verdict in verdicts.items() if not verdict.passed]
     # l2 adds 2% (> the bf16 limit 1%); l3 adds 0.3 of its own; l4's small excess over an inherited
-    # 0.3 is within a third of it (the resolution)
+    # 0.3 (0.055) is within a quarter of it (the resolution of a leaf's estimate)
     assert failed == ["token0/root.l2/output", "token0/root.l3/output"]
-    assert verdicts["token0/root.l4/output"].limit == pytest.approx(0.3 / 3)
+    assert RESOLUTION["leaf"] == 1 / 4
+    assert verdicts["token0/root.l4/output"].limit == pytest.approx(0.3 / 4)
     assert "resolution" in verdicts["token0/root.l4/output"].source
 
 
