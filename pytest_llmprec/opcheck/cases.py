@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..dumps.base import Dump, TensorRecord
+from .module_names import REQUIRED_WEIGHTS
 from .registry import OpcheckError, OpSpec, spec
 
 if TYPE_CHECKING:
@@ -183,6 +184,16 @@ class CaseIndex:
     def records(self, token: int | str, node: str, rank: int | None = None) -> list[TensorRecord]:
         """The dumped records of one node call (no torch, no operator lookup)."""
         return self._groups.get((token, node, rank), [])
+
+    def lacks_weights(self, token: int | str, node: str, rank: int | None = None) -> bool:
+        """Whether the node is a torch module whose reference needs weights that neither the dump's
+        weights folder nor a model supplies (found without torch and without building the case)."""
+        records = self._groups.get((token, node, rank))
+        if self.dump.kind != "torch" or self.model is not None or not records:
+            return False
+        module = _module_name(node)
+        required = REQUIRED_WEIGHTS.get(records[0].node_type, ())
+        return any((rank, f"{module}.{name}") not in self._weights for name in required)
 
     def case(self, token: int | str, node: str, rank: int | None = None) -> OpCase | None:
         """The case of one node (None: no such node, or its type has no reference)."""

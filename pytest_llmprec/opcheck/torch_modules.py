@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .module_names import GEMMA_RMS_NORMS, HF_RMS_NORMS, REQUIRED_WEIGHTS, ROTARY_EMBEDDINGS
 from .registry import INPUT_DTYPES, NotCheckable, OpcheckError, register_op
 
 Tensors = Sequence[torch.Tensor]
@@ -27,17 +28,18 @@ def _register(
     *,
     inputs: int | tuple[int, int | None] = 1,
     required_params: Sequence[str] = (),
-    weights: Sequence[str] = (),
     optional_weights: Sequence[str] = (),
     output_dtype: Callable[[Sequence[Any], Mapping[str, Any]], Sequence[Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``function`` for each class of ``names``, with the weights ``REQUIRED_WEIGHTS`` names."""
+
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
             register_op(
                 name,
                 inputs=inputs,
                 required_params=required_params,
-                weights=weights,
+                weights=REQUIRED_WEIGHTS.get(name, ()),
                 optional_weights=optional_weights,
                 output_dtype=output_dtype,
             )(function)
@@ -49,13 +51,13 @@ def _register(
 # --- linear layers and embeddings -----------------------------------------------------------------
 
 
-@_register(["Linear"], weights=("weight",), optional_weights=("bias",))
+@_register(["Linear"], optional_weights=("bias",))
 def linear(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list[torch.Tensor]:
     """``x @ weight.T + bias``."""
     return [F.linear(inputs[0], weights["weight"], weights.get("bias"))]
 
 
-@_register(["Embedding"], weights=("weight",))
+@_register(["Embedding"])
 def embedding(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list[torch.Tensor]:
     """Rows of ``weight`` at the integer ids (``max_norm`` renormalisation is not supported)."""
     if params.get("max_norm") is not None:
@@ -111,24 +113,13 @@ def torch_rms_norm(inputs: Tensors, params: Mapping[str, Any], weights: Weights)
     return [_affine(_rms(x, _normalized_dims(params, x), float(eps)), weights, gemma=False)]
 
 
-HF_RMS_NORMS = (
-    "LlamaRMSNorm", "Qwen2RMSNorm", "Qwen2MoeRMSNorm", "Qwen3RMSNorm", "Qwen3MoeRMSNorm", "MistralRMSNorm",
-    "MixtralRMSNorm", "Phi3RMSNorm", "DeepseekV2RMSNorm", "DeepseekV3RMSNorm", "GraniteRMSNorm",
-    "Olmo2RMSNorm", "T5LayerNorm",
-)  # fmt: skip
-"""Hugging Face RMSNorm classes computing ``weight * x / sqrt(mean(x²) + variance_epsilon)``."""
-
-GEMMA_RMS_NORMS = ("GemmaRMSNorm", "Gemma2RMSNorm", "Gemma3RMSNorm", "RecurrentGemmaRMSNorm")
-"""Gemma's RMSNorm classes: ``(1 + weight) * x / sqrt(mean(x²) + eps)``."""
-
-
-@_register(HF_RMS_NORMS, required_params=("variance_epsilon",), weights=("weight",))
+@_register(HF_RMS_NORMS, required_params=("variance_epsilon",))
 def hf_rms_norm(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list[torch.Tensor]:
     x = inputs[0]
     return [_affine(_rms(x, (-1,), float(params["variance_epsilon"])), weights, gemma=False)]
 
 
-@_register(GEMMA_RMS_NORMS, required_params=("eps",), weights=("weight",))
+@_register(GEMMA_RMS_NORMS, required_params=("eps",))
 def gemma_rms_norm(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list[torch.Tensor]:
     x = inputs[0]
     return [_affine(_rms(x, (-1,), float(params["eps"])), weights, gemma=True)]
@@ -270,19 +261,12 @@ def identity(x: torch.Tensor, params: Mapping[str, Any]) -> torch.Tensor:
 
 # --- rotary embeddings ----------------------------------------------------------------------------
 
-ROTARY_EMBEDDINGS = (
-    "LlamaRotaryEmbedding", "Qwen2RotaryEmbedding", "Qwen2MoeRotaryEmbedding", "Qwen3RotaryEmbedding",
-    "Qwen3MoeRotaryEmbedding", "MistralRotaryEmbedding", "MixtralRotaryEmbedding", "GemmaRotaryEmbedding",
-    "Gemma2RotaryEmbedding", "GraniteRotaryEmbedding", "Olmo2RotaryEmbedding", "Phi3RotaryEmbedding",
-)  # fmt: skip
-"""Hugging Face rotary classes: ``(x, position_ids) -> (cos, sin)`` from the ``inv_freq`` buffer."""
-
 
 def _rotary_dtypes(inputs: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
     return [inputs[0].dtype, inputs[0].dtype]
 
 
-@_register(ROTARY_EMBEDDINGS, inputs=2, weights=("inv_freq",), output_dtype=_rotary_dtypes)
+@_register(ROTARY_EMBEDDINGS, inputs=2, output_dtype=_rotary_dtypes)
 def rotary_embedding(inputs: Tensors, params: Mapping[str, Any], weights: Weights) -> list[torch.Tensor]:
     """``angle = position · inv_freq`` rounded to float32 (the module computes it in float32 with
     autocast off, so that rounding is part of its definition); ``cos``/``sin`` of

@@ -45,6 +45,8 @@ class References:
         records = self.index.records(golden.token, golden.node, golden.rank)
         if not any(record.role == "input" for record in records):
             return None  # nothing to apply golden's operator to (and no torch import for it)
+        if self.index.lacks_weights(golden.token, golden.node, golden.rank):
+            return None  # a Linear of a dump without weights: no reference (and no torch import)
         case = self.index.case(golden.token, golden.node, golden.rank)
         if case is None or not case.checkable or golden not in case.outputs:
             return None

@@ -137,3 +137,39 @@ def test_dump_without_attributes_is_not_checkable(honest_dump, tmp_path):
     assert case.problem.startswith("not checkable: LlamaRMSNorm needs the attribute(s) variance_epsilon")
     assert "records no module attributes" in case.problem
     assert check_case(case).status == NOT_CHECKABLE
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_lacking_weights_is_told_without_building_the_cases(tmp_path, weights):
+    dump = capture(tmp_path, llama(), dump_weight=weights)
+    index = CaseIndex(dump)
+    nodes = {(r.token, r.node, r.rank) for r in dump.records if r.token != "weights"}
+    lacking = {node for node in nodes if index.lacks_weights(*node)}
+    built = {node: index.case(*node) for node in nodes}
+    unweighted = {node for node, case in built.items() if case and "weights folder" in (case.problem or "")}
+    assert lacking == unweighted
+    assert bool(lacking) != weights  # the Linears, norms and rotary embedding without their weights
+
+
+NO_TORCH_REFERENCE = """
+import sys
+from pytest_llmprec.pipeline import CompareSettings, Comparison
+from pytest_llmprec.pipeline.references import References
+
+comparison = Comparison(CompareSettings(golden=sys.argv[1], my=sys.argv[1]))
+pairs = comparison.match().pairs
+linear = next(p for p in pairs if p.key.endswith("mlp.down_proj/output"))
+assert References(comparison.dump("golden"), pairs).distance(linear) is None
+assert "torch" not in sys.modules, "torch imported"
+"""
+
+
+def test_a_linear_without_weights_has_no_reference_and_costs_no_torch_import(tmp_path):
+    import subprocess
+    import sys
+
+    dump = capture(tmp_path, llama())
+    run = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_REFERENCE, str(dump.root)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
