@@ -107,7 +107,7 @@ class LlmPlugin:
 
             match = self.matched_pairs()
             lines = [_crowded_workers_line(self.config), _split_tokens_line(self.config, self.settings)]
-            lines += [f"llmprec: {line}" for line in structure_lines([], match)]
+            lines += [f"llmprec: {line}" for line in structure_lines([], match)]  # the tree difference
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             for line in filter(None, lines):
                 if reporter is not None:
@@ -275,9 +275,9 @@ def _split_tokens_line(config: pytest.Config, settings: CompareSettings) -> str 
     """A note when pytest-xdist spreads a token's items over its workers under the local verdict:
     each worker then judges, and reads, every pair of every token it is given an item of."""
     dist = getattr(config.option, "dist", "no")
-    if hasattr(config, "workerinput") or dist in ("no", "loadgroup", "each") or not settings.judges_locally:
+    if hasattr(config, "workerinput") or dist in ("no", "loadgroup", "each"):
         return None
-    if settings.item == "token":
+    if not settings.judges_locally or settings.item == "token":  # a token's items: one item
         return None
     return (
         f"llmprec: --dist {dist} under the local verdict: every worker reads the whole of each token it "
