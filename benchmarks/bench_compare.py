@@ -134,9 +134,7 @@ def write_realistic_pair(
     model = llama.build_llama(layers=layers, **shape)
     ids = llama.prompt(model, seq + tokens - 1)
     roots = {}
-    for side, run in (("golden", model), ("my", llama.port(model) if port else None)):
-        if run is None:
-            continue
+    for side, run in {"golden": model, **({"my": llama.port(model)} if port else {})}.items():
         config = DumpConfig(dump_path=str(folder / side), token_range=list(range(tokens)))
         with register_hook(run, config) as handle, torch.no_grad():
             llama.run_tokens(run, ids, seq)
