@@ -23,7 +23,7 @@ MODES = ("tensors", "stats", "weights")
 """What is compared: dumped tensors, dumped statistics (``--llm-stats``) or weights (``--llm-weights``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     """A golden tensor and the tensor under test that should equal it.
 

@@ -15,14 +15,18 @@ from ..report.layers import layer_index
 from .settings import ITEM_GRANULARITIES as GRANULARITIES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PairGroup:
     """``name``: the group's id (a pair key, ``token0/root.model.layers.3.mlp``,
-    ``token0/layer3``, ``token0``); ``nodes``: the node names of both sides, for selection."""
+    ``token0/layer3``, ``token0``) and its pairs in execution order."""
 
     name: str
     pairs: tuple[Pair, ...]
-    nodes: frozenset[str]
+
+    @property
+    def nodes(self) -> set[str]:
+        """The node names of both sides, for selection."""
+        return {n for p in self.pairs for n in (p.golden.node, p.my.node)}
 
 
 def group_pairs(pairs: Sequence[Pair], granularity: str, folder_nodes: bool = False) -> list[PairGroup]:
@@ -32,14 +36,11 @@ def group_pairs(pairs: Sequence[Pair], granularity: str, folder_nodes: bool = Fa
         choices = ", ".join(GRANULARITIES)
         raise ValueError(f"unknown item granularity {granularity!r}; choose one of {choices}")
     if granularity == "tensor":
-        return [PairGroup(p.key, (p,), frozenset((p.golden.node, p.my.node))) for p in pairs]
+        return [PairGroup(p.key, (p,)) for p in pairs]
     grouped: dict[str, list[Pair]] = {}
     for pair in pairs:
         grouped.setdefault(group_name(pair, granularity, folder_nodes), []).append(pair)
-    return [
-        PairGroup(name, tuple(members), frozenset(n for p in members for n in (p.golden.node, p.my.node)))
-        for name, members in grouped.items()
-    ]
+    return [PairGroup(name, tuple(members)) for name, members in grouped.items()]
 
 
 def group_name(pair: Pair, granularity: str, folder_nodes: bool = False) -> str:

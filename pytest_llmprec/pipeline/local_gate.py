@@ -85,6 +85,8 @@ class LocalGate:
             with collector_paused():  # the token's evaluations all live until their items ask
                 self._judge(token, done, evaluate_all)
         verdict = self._verdicts.get(done.pair.key)
+        if verdict is not None and verdict.passed:
+            del self._verdicts[done.pair.key]  # a pair is judged once; a failing one may be run again
         if done.result is None or verdict is None:
             return done
         return _localised(done, verdict)

@@ -45,6 +45,7 @@ class PairItem(_LlmItem):
         self.group = group
         self.pairs = group.pairs
         self.plugin = plugin
+        self.llmprec_rows: list[dict[str, Any]] | None = None
 
     def runtest(self) -> None:
         from .hooks import marker_layer, marker_verdict
@@ -111,6 +112,7 @@ class LogitsItem(_LlmItem):
         super().__init__(**kwargs)
         self.pair = pair
         self.plugin = plugin
+        self.llmprec_rows: list[dict[str, Any]] | None = None
         self.add_marker("llm_compare")
 
     def runtest(self) -> None:

@@ -303,3 +303,11 @@ def test_reading_ahead_evaluates_each_pair_once(tmp_path, monkeypatch, verdict):
     done = list(comparison.evaluations())
     comparison.close()
     assert len(done) == 16 and sorted(evaluated) == sorted(d.pair.key for d in done)
+
+
+def test_a_passed_verdict_is_not_held_after_its_pair_a_failed_one_is_for_a_second_run(tmp_path):
+    comparison, done = compare(tmp_path, chain(), chain(bump_a=1.01))
+    gate = comparison.local_gate()
+    assert list(gate._verdicts) == ["token0/root.a/output"]  # what a rerun plugin runs again
+    again = comparison.evaluation(done["token0/root.a/output"].pair)
+    assert (again.passed, again.row["local_verdict"]) == (False, "failed")

@@ -185,3 +185,26 @@ def test_bad_path_map_is_a_usage_error(pytester, dumps, tmp_path):
     result = run(pytester, golden, my, tmp_path / "r", "--llm-path-map=/only-old")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--llm-path-map: '/only-old': expected OLD=NEW*"])
+
+
+def test_passing_setup_and_teardown_reports_are_not_kept_yet_summaries_and_junit_are_whole(
+    pytester, dumps, tmp_path
+):
+    # the terminal reporter keeps every report to the end; those of passing phases cost memory only
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_terminal_summary(terminalreporter):
+            kept = terminalreporter.stats.get("", [])
+            terminalreporter.write_line(f"phase reports kept: {len(kept)}")
+        """
+    )
+    junit = tmp_path / "out.xml"
+    result = run(pytester, *dumps, tmp_path / "r", "-rA", f"--junitxml={junit}")
+    result.assert_outcomes(passed=PAIRS - 2, failed=2)
+    result.stdout.fnmatch_lines(["phase reports kept: 0", "PASSED llm/token0/root.model.embed_tokens/output"])
+    xml = junit.read_text()
+    assert xml.count('<property name="cosine_similarity"') == PAIRS
+    assert xml.count('<property name="verdict"') == PAIRS
