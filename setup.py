@@ -7,7 +7,8 @@ setup(
         Extension(
             "pytest_llmprec.compare._kernel",
             sources=["pytest_llmprec/compare/_kernel.c"],
-            depends=["pytest_llmprec/compare/_kernel_avx512.h", "pytest_llmprec/compare/_kernel_logits.h"],
+            depends=["pytest_llmprec/compare/_kernel_avx512.h", "pytest_llmprec/compare/_kernel_logits.h",
+                     "pytest_llmprec/compare/_kernel_scan.h"],
             extra_compile_args=[
                 "-O3",
                 "-fopenmp-simd",

@@ -6,6 +6,8 @@
  *              tol_rtol, tol_atol, tol_small, offset) -> tuple of floats named by FIELDS
  *   count_over(golden, g_kind, g_lut, my, m_kind, m_lut, ulp_bits, ulp_emin,
  *              error_kind, bound) -> int (to explain a failure; see enum error_kind)
+ *   largest_magnitude(buffer, width) -> int: the largest bit pattern, sign bit
+ *          cleared, of a buffer's elements (the overflow scan; _kernel_scan.h)
  *   logits(golden, g_kind, g_lut, my, m_kind, m_lut, k) -> (gg, mm, gm, g_abs, m_abs,
  *          g_max, m_max, g_bad, m_bad, kl_g_max, kl_g_sum, kl_g_dot, kl_m_max, kl_m_sum,
  *          g_top, m_top): one row of logits (_kernel_logits.h); the tops are lists of
@@ -501,6 +503,7 @@ static const range_fn isa_functions[ISA_COUNT] = {reduce_range_baseline, NULL, N
 
 static int isa_best;    /* the best instruction set this CPU runs, set at import */
 static int isa_current; /* the one accumulate uses */
+#include "_kernel_scan.h"
 
 static int read_lut(PyObject *obj, int kind, Py_buffer *view, const double **lut)
 {
@@ -734,6 +737,7 @@ static PyMethodDef methods[] = {
     {"accumulate", accumulate, METH_VARARGS, "Reduce two flat buffers to the comparison accumulators."},
     {"count_over", count_over, METH_VARARGS, "Count the elements whose error of one kind exceeds a bound."},
     {"logits", logits, METH_VARARGS, "The statistics of one row of logits and the k largest values of each side."},
+    {"largest_magnitude", largest_magnitude, METH_VARARGS, "The largest sign-cleared bit pattern of a buffer."},
     {"use_instruction_set", use_instruction_set, METH_O, "Reduce with the named instruction set from now on."},
     {NULL, NULL, 0, NULL},
 };

@@ -46,19 +46,21 @@ class AtbHeader:
     has_end: bool
 
 
-def _read_header_bytes(path: PathLike, size: int) -> bytes:
-    """The file's first bytes, read in growing blocks until they hold the ``$End=1`` line."""
+def _read_header_bytes(path: PathLike, size: int, head: bytes = b"") -> bytes:
+    """The file's first bytes, read in growing blocks until they hold the ``$End=1`` line; ``head``:
+    its first bytes when the caller read them already."""
     limit = min(size, HEADER_LIMIT)
-    head = read_bytes(path, min(limit, 4096))
+    head = head[:limit] or read_bytes(path, min(limit, 4096))
     while len(head) < limit and b"\n" + _END + b"\n" not in head and not head.startswith(_END + b"\n"):
         head += read_bytes(path, min(limit - len(head), len(head)), offset=len(head))
     return head
 
 
-def parse_header(path: PathLike) -> AtbHeader:
-    """Parse the ``key=value`` lines up to ``$End=1`` (or to the end of a text-only file)."""
+def parse_header(path: PathLike, head: bytes = b"") -> AtbHeader:
+    """Parse the ``key=value`` lines up to ``$End=1`` (or to the end of a text-only file); ``head``:
+    the file's first bytes when the caller read them already."""
     size = checked_size(path)
-    head = _read_header_bytes(path, size)
+    head = _read_header_bytes(path, size, head)
     attributes: dict[str, str] = {}
     start = number = 0
     while start < len(head):
@@ -168,9 +170,10 @@ class AtbLayout:
     header: AtbHeader
 
 
-def read_layout(path: PathLike) -> AtbLayout:
-    """Parse and validate the header against the file size, without touching the payload."""
-    header = parse_header(path)
+def read_layout(path: PathLike, head: bytes = b"") -> AtbLayout:
+    """Parse and validate the header against the file size, without touching the payload (``head``:
+    the file's first bytes when the caller read them already)."""
+    header = parse_header(path, head)
     _reject_stats(path, header)
     attributes = header.attributes
     code = _dtype(path, attributes)

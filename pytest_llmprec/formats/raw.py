@@ -46,10 +46,7 @@ def read_raw(path: str | os.PathLike[str], member: str | None = None) -> RawTens
             kind = sniff.suffix_format(path) or sniff.head_format(head[: sniff.HEAD_BYTES])
             if kind not in _LAYOUTS:
                 return None
-            if kind in ("npy", "torch", "zip"):  # these read their header from the bytes read already
-                dtype, shape, start, strides = _LAYOUTS[kind](path, handle, head)
-            else:
-                dtype, shape, start, strides = _LAYOUTS[kind](path, handle)
+            dtype, shape, start, strides = _LAYOUTS[kind](path, handle, head)  # header from the bytes read
             nbytes = dtype_facts(dtype).itemsize * math.prod(shape)
             if start + nbytes <= len(head):  # a small file: already read
                 data = memoryview(head)[start : start + nbytes]
@@ -70,8 +67,8 @@ def _mapped(handle, start: int, nbytes: int) -> memoryview:
 # --- ATB .bin ------------------------------------------------------------------------------------
 
 
-def _atb_layout(path: str, handle) -> tuple[str, tuple[int, ...], int]:
-    layout = atb_header.read_layout(path)
+def _atb_layout(path: str, handle, head: bytes = b"") -> tuple[str, tuple[int, ...], int]:
+    layout = atb_header.read_layout(path, head)
     name = atb_header.DTYPE_NAMES[layout.dtype_code]
     if layout.format_code not in PLAIN_FORMATS or layout.dtype_code == atb_header.INT4:
         raise _Declined  # device layouts and packed int4 need converting
@@ -131,5 +128,5 @@ def _npy_layout(path: str, handle, head: bytes = b"") -> tuple[str, tuple[int, .
 
 
 _LAYOUTS = {"atb": _atb_layout, "npy": _npy_layout, "torch": bare_tensor_layout, "zip": bare_tensor_layout}
-"""Format -> (path, open file) -> (dtype name, shape, payload offset, dense strides or None); raising
-declines the file."""
+"""Format -> (path, open file, its first bytes) -> (dtype name, shape, payload offset, dense strides or
+None); raising declines the file."""

@@ -4,8 +4,11 @@ A node's scanned tensors are its outputs: ``after/outtensor*`` of an ATB operati
 ``before/outtensor*`` files hold the output buffers before the operation ran) and the outputs of a
 torch, GE or FX node; in plain folders of tensor files every file. Inputs are the outputs of
 earlier nodes and weights are not computed, so neither is scanned. Files that ``formats.read_raw``
-reads are scanned through its memory map (no copy), others are loaded with ``load_tensor``. ATB
-statistics-only dumps (``--type tensor stats``) are judged from their max/min lines.
+reads are scanned through its memory map (no copy): where the C kernel is built, one pass over the
+bit patterns of a float file finds its largest magnitude, and a file whose values are all finite
+and below the near bound is clean; any other is counted in detail by ``scan``. Files a raw read
+declines are loaded with ``load_tensor``. ATB statistics-only dumps (``--type tensor stats``) are
+judged from their max/min lines.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..compare.native import _kernel
 from ..dumps.base import Dump, TensorRecord
 from ..formats.atb_header import DTYPE_NAMES, read_atb_stats
+from ..formats.raw_tensor import RawTensor
 from .finding import DEFAULT_NEAR, OverflowFinding, dtype_limits
-from .scanning import scan
+from .scanning import MAGNITUDE_WIDTHS, bound_pattern, clean_finding, scan
 
 SCANNED_ROLES = ("output", "tensor")
 
@@ -101,5 +106,18 @@ def scan_record(
     if statistics:
         return finding_from_statistics(record.path, near, saturation)
     raw = record.load_raw()
+    clean = _clean_raw(raw, near, saturation) if raw is not None else None
+    if clean is not None:
+        return clean
     tensor = raw.to_torch() if raw is not None else record.load()
     return scan(tensor, near=near, saturation=saturation)
+
+
+def _clean_raw(raw: RawTensor, near: float | None, saturation: bool) -> OverflowFinding | None:
+    """The finding of a raw float tensor whose values are all finite and below the near bound, from
+    the largest magnitude the C kernel finds in one pass; None for any other (to be counted)."""
+    if _kernel is None or raw.dtype not in MAGNITUDE_WIDTHS:
+        return None
+    if _kernel.largest_magnitude(raw.data, MAGNITUDE_WIDTHS[raw.dtype]) >= bound_pattern(raw.dtype, near):
+        return None
+    return clean_finding(raw.dtype, raw.shape, near, saturation)

@@ -102,6 +102,32 @@ def _exact_bound(bound: float, dtype: torch.dtype, stored: torch.dtype) -> float
     return torch.tensor(bound, dtype=torch.float64).to(real).item()
 
 
+MAGNITUDE_WIDTHS = {"torch.float16": 2, "torch.bfloat16": 2, "torch.float32": 4, "torch.float64": 8}
+"""Element widths of the float dtypes whose bit patterns, sign bit cleared, order their magnitudes."""
+
+
+@functools.lru_cache(maxsize=64)
+def bound_pattern(dtype: str, near: float | None) -> int:
+    """The bit pattern, sign bit cleared, of the near bound of the float ``dtype`` (its largest
+    finite value when ``near`` is None): a value is finite and below the bound exactly when its
+    pattern is below this one (NaN and Inf patterns lie above every finite one)."""
+    torch_dtype = getattr(torch, dtype.removeprefix("torch."))
+    limits = dtype_limits(torch_dtype)
+    bound = _exact_bound(limits.near_bound(check_near(near)), torch_dtype, torch_dtype)
+    bits = torch.tensor(bound, dtype=torch_dtype).view(_BITS[MAGNITUDE_WIDTHS[dtype]]).item()
+    return bits & ((1 << (8 * MAGNITUDE_WIDTHS[dtype] - 1)) - 1)
+
+
+def clean_finding(
+    dtype: str, shape: tuple[int, ...], near: float | None, saturation: bool
+) -> OverflowFinding:
+    """The finding of a float ``dtype`` tensor whose values are all finite and below the near bound."""
+    high, near = dtype_limits(dtype).high, check_near(near)
+    return OverflowFinding(
+        dtype, shape, math.prod(shape), limit=high, near_fraction=near, saturation=saturation
+    )
+
+
 def _in_memory_order(values: torch.Tensor) -> torch.Tensor:
     """``values`` with its dimensions permuted into storage order (a full reduction does not care about
     the order, and walking memory in order is faster); as is when that is not contiguous."""
