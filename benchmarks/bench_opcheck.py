@@ -6,7 +6,8 @@ operator cases) runs one prefill under register_hook(dump_weight=True). Then, in
             copied once (so that memory-mapped files are really read);
   opcheck   find_cases + check_case for every case (reading, float64 reference, both standards).
 Both are timed cold and warm alike (the read runs first and again after, the best counts). Printed:
-wall times, their ratio (target <= 3x), and the reference and comparison cost per op type.
+wall times, their ratio (target <= 3x), the float64 matrix products of the Linear cases alone (the
+floor of their references), and the reference and comparison cost per op type.
 
 With the ATB operator references registered (pytest_llmprec/opcheck/atb.py: LinearOperation,
 RmsNormOperation, ActivationOperation), the same modules are also written as an ATB-layout dump
@@ -37,6 +38,7 @@ from pytest_llmprec.dumps import load_dump
 from pytest_llmprec.opcheck import find_cases, is_known, load_inputs, load_outputs
 from pytest_llmprec.opcheck.check import check_case
 
+LINEAR_OPS = ("Linear", "LinearOperation")
 ATB_OPS = {
     "Linear": "LinearOperation",
     "LlamaRMSNorm": "RmsNormOperation",
@@ -83,6 +85,7 @@ def measure(name: str, dump_path: Path) -> None:
     results = [check_case(case, metrics=()) for case in cases]
     check_seconds = time.perf_counter() - started + find_seconds
     read_seconds = min(read_seconds, _timed(lambda: read_all(records)))
+    gemm_seconds = gemm_floor(cases)
     for result in results:
         entry = per_type[result.case.op_type]
         entry[0] += 1
@@ -97,9 +100,24 @@ def measure(name: str, dump_path: Path) -> None:
         f"  opcheck  {check_seconds:7.2f} s   ({check_seconds / read_seconds:.2f}x the read; "
         f"find_cases {find_seconds:.3f} s)"
     )
+    print(
+        f"  float64 GEMMs of the Linear cases alone {gemm_seconds:7.2f} s "
+        f"({gemm_seconds / read_seconds:.2f}x the read): the floor of their float64 references"
+    )
     print("  per op type: cases, reference ms/case, compare ms/case")
     for op_type, (count, reference, compare) in sorted(per_type.items(), key=lambda item: -item[1][1]):
         print(f"    {op_type:24s} {count:4d} {1000 * reference / count:9.2f} {1000 * compare / count:9.2f}")
+
+
+def gemm_floor(cases) -> float:
+    """Seconds of the matrix products of the Linear cases in float64, operands widened beforehand."""
+    operands = []
+    for case in cases:
+        if case.op_type in LINEAR_OPS:
+            inputs = load_inputs(case)
+            weight = case.weights["weight"].load() if "weight" in case.weights else inputs[1]
+            operands.append((inputs[0].double(), weight.double()))
+    return min(_timed(lambda: [torch.nn.functional.linear(x, w) for x, w in operands]) for _ in range(2))
 
 
 def _timed(function) -> float:
