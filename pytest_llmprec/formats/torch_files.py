@@ -1,13 +1,16 @@
 """``torch.save`` files (``.pt``/``.pth``), loaded only with ``weights_only=True``.
 
-A zip-format checkpoint is memory-mapped (``mmap=True``) when its storage records are intact
-(torch does not check them when it maps them); otherwise, and for a legacy (pickle protocol 2)
-file, it is read whole and torch checks every record. Containers (dicts, lists, tuples of
+A file holding one bare dense tensor (what dumps hold) is memory-mapped copy-on-write from the
+layout the torch-free reader (``torch_zip``) finds, without torch's unpickler (about 0.6 ms less a
+file). Any other zip-format checkpoint is loaded with ``mmap=True`` when its storage records are
+intact (torch does not check them when it maps them); otherwise, and for a legacy (pickle protocol
+2) file, it is read whole and torch checks every record. Containers (dicts, lists, tuples of
 tensors, nested) are addressed by member paths such as ``"weight"``, ``"0"`` or ``"layers.0.weight"``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 from collections.abc import Iterator, Mapping
@@ -15,10 +18,13 @@ from typing import Any
 
 import torch
 
+from ..dtypes import dtype_facts
 from ..errors import DumpFormatError
 from . import sniff
 from ._files import PathLike, checked_size, read_bytes
-from .torch_zip import storage_records_intact
+from ._payloads import map_bytes, view_as
+from .raw import HEAD_READ
+from .torch_zip import bare_tensor_layout, storage_records_intact
 
 _MISSING = object()
 
@@ -117,7 +123,28 @@ def select_tensor(path: PathLike, obj: Any, member: str | None) -> torch.Tensor:
 
 
 def load_torch(path: PathLike, member: str | None) -> torch.Tensor:
+    if member is None:
+        tensor = _mapped_bare_tensor(path)
+        if tensor is not None:
+            return tensor
     return select_tensor(path, load_object(path), member)
+
+
+def _mapped_bare_tensor(path: PathLike) -> torch.Tensor | None:
+    """The one bare dense tensor of a zip-format file, mapped copy-on-write; None for any other file
+    (``load_object`` then loads it, or explains why it cannot)."""
+    try:
+        with open(path, "rb") as handle:
+            dtype, shape, start, strides = bare_tensor_layout(os.fspath(path), handle, handle.read(HEAD_READ))
+            size = os.fstat(handle.fileno()).st_size
+    except Exception:  # whatever the content: torch.load reads it again and explains the problem
+        return None
+    count = math.prod(shape)
+    nbytes = count * dtype_facts(dtype).itemsize
+    if start + nbytes > size:
+        return None
+    flat = view_as(map_bytes(path, start, nbytes), getattr(torch, dtype.removeprefix("torch.")), (count,))
+    return flat.reshape(shape) if strides is None else flat.as_strided(shape, strides)
 
 
 def torch_members(path: PathLike) -> list[str]:

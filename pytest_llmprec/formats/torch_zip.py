@@ -67,13 +67,15 @@ def _stored(storage: Any, dtype: str | None, offset: Any, size: Any, stride: Any
 
 
 def _rebuild_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None) -> _Stored:
-    if not isinstance(storage, _Storage):
+    if not isinstance(storage, _Storage) or requires_grad or metadata:
         raise NotABareTensor
     return _stored(storage, storage.dtype, offset, size, stride)
 
 
 def _rebuild_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None) -> _Stored:
-    if not isinstance(storage, _Storage) or storage.dtype is not None or not isinstance(dtype, _DType):
+    if requires_grad or metadata or not isinstance(storage, _Storage) or storage.dtype is not None:
+        raise NotABareTensor
+    if not isinstance(dtype, _DType):
         raise NotABareTensor
     return _stored(storage, dtype.name, offset, size, stride)
 

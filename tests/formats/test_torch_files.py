@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from pytest_llmprec.dtypes import KERNEL_DTYPES
 from pytest_llmprec.errors import DumpFormatError
 from pytest_llmprec.formats import list_members, load_tensor, probe_tensor
 
@@ -50,6 +51,58 @@ def test_zip_checkpoint_is_memory_mapped(tmp_path, mapped_from):
     tensor = load_tensor(path)
     assert tensor[9_999].item() == 9_999.0
     assert mapped_from(tensor, path)
+
+
+VIEWS = {
+    "contiguous": lambda t: t,
+    "transposed": lambda t: t.t(),
+    "offset slice": lambda t: t.reshape(-1)[3:9],
+    "row slice": lambda t: t[1:3],
+    "scalar": lambda t: t[0, 0],
+    "empty": lambda t: t[:0],
+    "strided rows": lambda t: t[::2],
+}
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("dtype", TORCH_DTYPES, ids=str)
+def test_a_bare_tensor_loads_as_torch_load_gives_it(
+    tmp_path, make_sample, same_bits, mapped_from, dtype, view
+):
+    # bare dense tensors are mapped from the torch-free reader's layout; the rest go through torch.load
+    tensor = VIEWS[view](make_sample(dtype, (4, 3)))
+    path = tmp_path / "t.pth"
+    torch.save(tensor, path)
+    loaded, want = load_tensor(path), torch.load(path, weights_only=True)
+    assert same_bits(loaded, want) and loaded.stride() == want.stride()
+    if want.numel() and str(dtype) in KERNEL_DTYPES:  # the dtypes the torch-free reader maps
+        assert mapped_from(loaded, path)
+
+
+def test_a_bare_tensor_is_read_without_torchs_unpickler(tmp_path, monkeypatch):
+    path = tmp_path / "t.pth"
+    torch.save(torch.arange(6.0).reshape(2, 3).t(), path)
+    torch.save({"a": torch.ones(2)}, tmp_path / "c.pth")
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("torch.load called"))
+    assert torch.equal(load_tensor(path), torch.arange(6.0).reshape(2, 3).t())
+    with pytest.raises(pytest.fail.Exception, match=r"torch\.load called"):
+        load_tensor(tmp_path / "c.pth")  # containers still go through torch.load
+
+
+def test_a_loaded_tensor_is_a_private_copy_of_the_file(tmp_path):
+    path = tmp_path / "t.pth"
+    torch.save(torch.arange(10_000, dtype=torch.float32), path)
+    before = path.read_bytes()
+    tensor = load_tensor(path)
+    tensor.add_(1)  # copy-on-write: the file keeps its values
+    assert path.read_bytes() == before
+    assert load_tensor(path)[0].item() == 0.0 and tensor[0].item() == 1.0
+
+
+def test_a_tensor_saved_with_requires_grad_loads_as_before(tmp_path):
+    path = tmp_path / "t.pth"
+    torch.save(torch.ones(5, requires_grad=True), path)
+    assert torch.equal(load_tensor(path), torch.ones(5))
 
 
 def test_legacy_format(tmp_path):
