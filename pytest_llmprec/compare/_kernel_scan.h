@@ -8,14 +8,16 @@
  * for AVX2 too. Included by _kernel.c after the instruction-set variables.
  */
 
+/* Elements are loaded with memcpy: the bytes of an ATB file follow a text header of any length. */
 #define LARGEST_BITS(type, mask)                                  \
     static inline __attribute__((always_inline)) uint64_t         \
     largest_##type(const char *bytes, size_t n)                   \
     {                                                             \
-        const type *s = (const type *)bytes;                      \
         type m = 0;                                               \
         for (size_t i = 0; i < n; i++) {                          \
-            const type v = s[i] & (type)(mask);                   \
+            type v;                                               \
+            memcpy(&v, bytes + i * sizeof(type), sizeof(type));   \
+            v &= (type)(mask);                                    \
             m = v > m ? v : m;                                    \
         }                                                         \
         return (uint64_t)m;                                       \
