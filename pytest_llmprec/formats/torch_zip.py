@@ -73,9 +73,8 @@ def _rebuild_v2(storage, offset, size, stride, requires_grad=False, hooks=None, 
 
 
 def _rebuild_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None) -> _Stored:
-    if requires_grad or metadata or not isinstance(storage, _Storage) or storage.dtype is not None:
-        raise NotABareTensor
-    if not isinstance(dtype, _DType):
+    plain = isinstance(storage, _Storage) and storage.dtype is None and isinstance(dtype, _DType)
+    if requires_grad or metadata or not plain:
         raise NotABareTensor
     return _stored(storage, dtype.name, offset, size, stride)
 

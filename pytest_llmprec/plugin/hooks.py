@@ -10,6 +10,7 @@ report files and the summary.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,7 +201,17 @@ class LlmPlugin:
         if getattr(report, "llmprec_pair_test", False) and decisive and not self.is_worker:
             self.pair_tests.setdefault(report.nodeid, report.outcome)
         if report.passed and report.when != "call" and report.nodeid.startswith(ID_PREFIX + "/"):
-            _forget_passed_phase(self.config, report)
+            # the terminal reporter keeps every report to the end; these ("" category) nobody reads,
+            # and at 100,000 pair items they are 130 MB
+            kept = self._terminal_stats.get("")
+            if kept and kept[-1] is report:
+                kept.pop()
+
+    @functools.cached_property
+    def _terminal_stats(self) -> dict[str, list]:
+        """The terminal reporter's statistics by category (empty without a terminal reporter)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        return getattr(reporter, "stats", {})
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._comparison is None or self.is_worker or self.config.option.collectonly:
@@ -256,16 +267,6 @@ def _lone_dump_problem(settings: CompareSettings, items: list[pytest.Item]) -> s
         f"{settings.named(side)} needs {settings.named(other)}: a dump comparison takes both dumps "
         f"(no test uses the llm_{side} fixture either)"
     )
-
-
-def _forget_passed_phase(config: pytest.Config, report: pytest.TestReport) -> None:
-    """Drop ``report``, a passing setup or teardown, from the terminal reporter's statistics: it keeps
-    every report to the end, and nothing reads these (their category is ""), yet at 100,000 pair
-    items they are 130 MB."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    kept = getattr(reporter, "stats", {}).get("")
-    if kept and kept[-1] is report:
-        kept.pop()
 
 
 def _crowded_workers_line(config: pytest.Config) -> str | None:
